@@ -1,0 +1,321 @@
+"""The `tui-trainer` command. Parses and validates without importing torch or Textual, so
+`--help` and every input error are instant; then picks the live console (a terminal) or
+the plain log (a pipe, a file, --headless, TERM=dumb).
+
+Exit codes: 0 finished, early-stopped or stopped by the user; 1 training failed; 2 bad
+input; 130 interrupted (SIGINT); 143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__, catalog
+from .config import RunConfig, make_config, parse_shape
+from .errors import UserError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + traceback
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _add_training_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--model", choices=None, help=f"model: {', '.join(catalog.MODELS)} (default: the dataset's)")
+    g.add_argument("--epochs", type=int, help="number of epochs")
+    g.add_argument("--batch-size", type=int, help="training batch size")
+    g.add_argument("--eval-batch-size", type=int, help="validation batch size")
+    g.add_argument("--lr", type=float, help="learning rate")
+    g.add_argument("--weight-decay", type=float, help="weight decay")
+    g.add_argument("--optimizer", help=f"optimizer: {', '.join(catalog.OPTIMIZERS)}")
+    g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9, Nesterov)")
+    g.add_argument("--scheduler", help=f"LR schedule: {', '.join(catalog.SCHEDULERS)}")
+    g.add_argument("--plateau-patience", type=int, help="epochs without improvement before plateau halves the LR")
+    g.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
+    g.add_argument("--min-delta", type=float, help="smallest val_loss decrease that counts as improvement")
+    g.add_argument("--no-restore-best", dest="restore_best", action="store_false", default=None,
+                   help="when early stopping, keep the last weights instead of restoring the best")
+    g.add_argument("--accum-steps", type=int, help="micro-batches per optimizer step (gradient accumulation)")
+    g.add_argument("--clip-grad", type=float, help="max gradient norm (default 1.0; 0 turns clipping off)")
+    g.add_argument("--amp", help=f"mixed precision: {', '.join(catalog.AMP_MODES)} (default auto: bf16 on GPUs "
+                                 "that support it)")
+    g.add_argument("--on-nan", help="non-finite loss: stop (default) or skip the batch")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random crop + flip on the training device (default: on for cifar10)")
+    g.add_argument("--channels-last", action="store_true", default=None, help="use channels_last memory format")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--seed", type=int, help="random seed (default 0): a CPU run is repeatable")
+    g.add_argument("--limit-batches", type=int, help="at most N batches per epoch (quick checks)")
+    g = p.add_argument_group("where")
+    g.add_argument("--run-dir", help="run directory (default runs/<dataset>-<model>-<time>)")
+    g.add_argument("--data-dir", help="dataset directory (default ~/.cache/tui-trainer/data)")
+    g.add_argument("--no-download", dest="download", action="store_false", default=None,
+                   help="never try to download a missing dataset")
+    g.add_argument("--device", help=f"device: {', '.join(catalog.DEVICES)}")
+    g.add_argument("--checkpoint-every", type=int, help="save checkpoint_epoch_N.pth every N epochs (0: never)")
+    g = p.add_argument_group("synthetic dataset")
+    g.add_argument("--synthetic-shape", type=parse_shape, help="sample shape CxHxW (default 3x32x32)")
+    g.add_argument("--synthetic-classes", type=int, help="number of classes (default 10)")
+    g.add_argument("--synthetic-train", type=int, help="training samples (default 5000)")
+    g.add_argument("--synthetic-val", type=int, help="validation samples (default 1000)")
+
+
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--headless", action="store_true", help="plain log lines instead of the live console "
+                                                         "(automatic when stdout is not a terminal)")
+    g.add_argument("--log-format", choices=catalog.LOG_FORMATS, default="text",
+                   help="headless output: aligned text (default) or JSON lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tui-trainer", description="Train PyTorch models from a terminal: a live console "
+                     "when run in one, clean logs when piped.")
+    parser.add_argument("--version", action="version", version=f"tui-trainer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run = sub.add_parser("run", help="train a model on a dataset", description="Train a model on a dataset.")
+    run.add_argument("dataset", help=f"dataset: {', '.join(catalog.DATASETS)}")
+    _add_training_flags(run)
+    _add_output_flags(run)
+    res = sub.add_parser("resume", help="continue a run from its newest valid checkpoint",
+                         description="Continue a run from its newest valid checkpoint.")
+    res.add_argument("run_dir", help="the run directory")
+    res.add_argument("--epochs", type=int, help="train to this many epochs in total")
+    res.add_argument("--device", help="device for the resumed run")
+    _add_output_flags(res)
+    diag = sub.add_parser("diagnose", help="check data, model, loss and gradients on one batch",
+                          description="Check data, model, initial loss and gradients on one batch.")
+    diag.add_argument("dataset")
+    _add_training_flags(diag)
+    sub.add_parser("list", help="list datasets and models")
+    show = sub.add_parser("show", help="open a finished run's dashboard from its events.jsonl")
+    show.add_argument("run_dir")
+    return parser
+
+
+CONFIG_FLAGS = ("model", "epochs", "batch_size", "eval_batch_size", "lr", "weight_decay", "optimizer", "momentum",
+                "scheduler", "plateau_patience", "patience", "min_delta", "restore_best", "accum_steps", "clip_grad",
+                "amp", "on_nan", "augment", "channels_last", "compile", "seed", "limit_batches", "run_dir",
+                "data_dir", "download", "device", "checkpoint_every", "synthetic_shape", "synthetic_classes",
+                "synthetic_train", "synthetic_val")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    overrides = {k: getattr(args, k, None) for k in CONFIG_FLAGS}
+    return make_config(args.dataset, **overrides)
+
+
+def wants_tui(args: argparse.Namespace) -> bool:
+    if getattr(args, "headless", False) or getattr(args, "log_format", "text") == "json":
+        return False
+    term = os.environ.get("TERM", "")
+    if term in ("", "dumb", "unknown"):
+        return False
+    try:
+        return sys.stdout.isatty() and sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, AttributeError):
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except UserError as exc:
+        print(f"tui-trainer: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        return EXIT_FAILED
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if args.command == "list":
+        return cmd_list()
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "resume":
+        return cmd_resume(args)
+    if args.command == "diagnose":
+        return cmd_diagnose(args)
+    if args.command == "show":
+        return cmd_show(args)
+    raise UserError(f"unknown command {args.command}")
+
+
+def cmd_list() -> int:
+    print("datasets:")
+    for info in catalog.DATASETS.values():
+        r = info.recipe
+        print(f"  {info.name:<10} {info.summary}")
+        print(f"  {'':<10} default: {r.model}, {r.epochs} epochs, batch {r.batch_size}, {r.optimizer} lr {r.lr:g}, "
+              f"{r.scheduler}")
+    print("models:")
+    for name, summary in catalog.MODELS.items():
+        print(f"  {name:<10} {summary}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import data, runlog
+
+    config = config_from_args(args)
+    data.preflight(config)
+    run_dir = Path(config.run_dir) if config.run_dir else runlog.default_run_dir(config.dataset, config.model)
+    runlog.check_new_run_dir(run_dir)
+    config = config.replace(run_dir=str(run_dir))
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = runlog.RunDirLock(run_dir).acquire()
+        runlog.write_json_atomic(run_dir / runlog.CONFIG_NAME, config.to_dict())
+    except OSError as exc:
+        raise UserError(f"cannot write run directory {run_dir}: {exc.strerror or exc}") from None
+    try:
+        code = _launch(args, config, run_dir, resume=False)
+    finally:
+        lock.release()
+    if code == EXIT_USAGE and created:
+        _remove_failed_run_dir(run_dir)
+    return code
+
+
+def _remove_failed_run_dir(run_dir: Path) -> None:
+    """A run that failed on bad input before training leaves nothing behind."""
+    if any(p.suffix == ".pth" for p in run_dir.iterdir()):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from . import runlog
+    from .config import validate
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory {run_dir} does not exist")
+    config_path = run_dir / runlog.CONFIG_NAME
+    if not config_path.is_file():
+        raise UserError(f"{run_dir} is not a tui-trainer run (no {runlog.CONFIG_NAME})")
+    import json
+
+    try:
+        config = RunConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{config_path} is not a valid run config ({exc})") from None
+    changes = {"run_dir": str(run_dir)}
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
+    if args.device is not None:
+        changes["device"] = args.device
+    config = config.replace(**changes)
+    validate(config)
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to run directory {run_dir}")
+    # Fail fast, before torch loads, when there is no checkpoint file at all.
+    if not any(run_dir.glob("*.pth")):
+        raise UserError(f"no checkpoint in {run_dir} (expected last.pth or checkpoint_epoch_N.pth)")
+    lock = runlog.RunDirLock(run_dir).acquire()
+    try:
+        if args.epochs is not None:
+            runlog.write_json_atomic(config_path, config.to_dict())
+        return _launch(args, config, run_dir, resume=True)
+    finally:
+        lock.release()
+
+
+def _launch(args, config: RunConfig, run_dir: Path, resume: bool) -> int:
+    if wants_tui(args):
+        from .frontends.tui.launch import run_tui
+
+        return run_tui(config, run_dir, resume=resume)
+    return run_headless(config, run_dir, resume=resume, log_format=args.log_format)
+
+
+def run_headless(config: RunConfig, run_dir: Path, *, resume: bool, log_format: str = "text") -> int:
+    from . import runlog
+    from .engine.control import Control
+    from .frontends.headless import HeadlessPrinter
+    from .runner import execute
+
+    control = Control()
+    received: list[int] = []
+
+    def on_signal(signum, frame):
+        received.append(signum)
+        if len(received) > 1:
+            # The second signal: leave now. Checkpoint writes are atomic, so nothing is half-written.
+            raise KeyboardInterrupt
+        control.request_stop("signal" if signum == signal.SIGINT else "term")
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    log = runlog.RunLog(run_dir)
+    printer = HeadlessPrinter(sys.stdout, log_format=log_format)
+    try:
+        outcome = execute(config, run_dir, [log, printer], control, resume=resume)
+    except KeyboardInterrupt:
+        return EXIT_SIGINT if not received or received[0] == signal.SIGINT else EXIT_SIGTERM
+    finally:
+        log.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received:
+        return EXIT_SIGINT if received[0] == signal.SIGINT else EXIT_SIGTERM
+    if outcome.status == "failed":
+        if outcome.exit_code == EXIT_USAGE:
+            print(f"tui-trainer: error: {outcome.error}", file=sys.stderr)
+        return outcome.exit_code or EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from . import data
+
+    config = config_from_args(args)
+    data.preflight(config)
+    import torch
+
+    from .data import build_data
+    from .engine import diagnose_training_issues
+    from .models import build_model
+    from .runner import build_optimizer, resolve_device, seed_everything
+
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    bundle = build_data(config, device)
+    model = build_model(config.model, bundle.input_shape, bundle.num_classes).to(device)
+    optimizer = build_optimizer(config, model.parameters())
+    print(f"diagnosing {config.model} on {config.dataset} ({device}), batch {config.batch_size}")
+    report = diagnose_training_issues(model, bundle.train_loader, torch.nn.CrossEntropyLoss(), optimizer, device,
+                                      num_classes=bundle.num_classes)
+    return EXIT_OK if not report["warnings"] else EXIT_FAILED
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from . import runlog
+
+    path = Path(args.run_dir) / runlog.EVENTS_NAME
+    if not path.is_file():
+        raise UserError(f"no {runlog.EVENTS_NAME} in {args.run_dir}")
+    if not sys.stdout.isatty():
+        from .events import read_events
+        from .frontends.headless import HeadlessPrinter
+
+        printer = HeadlessPrinter(sys.stdout)
+        for event in read_events(path):
+            printer.emit(event)
+        return EXIT_OK
+    from .frontends.tui.launch import show_run
+
+    return show_run(path)

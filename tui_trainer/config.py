@@ -1,0 +1,165 @@
+"""Run configuration: one frozen dataclass, defaults from the dataset's recipe, clear validation.
+
+Nothing here imports torch; the CLI builds and validates a config before any heavy import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import catalog
+from .errors import UserError
+
+
+def default_data_dir() -> Path:
+    """Where datasets live unless --data-dir says otherwise: the user's cache dir."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tui-trainer" / "data"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    dataset: str
+    model: str
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    lr: float
+    weight_decay: float
+    optimizer: str
+    scheduler: str
+    patience: int
+    min_delta: float = 0.0
+    restore_best: bool = True
+    momentum: float = 0.9
+    plateau_patience: int = 5
+    accum_steps: int = 1
+    clip_grad: float = 1.0
+    amp: str = "auto"
+    checkpoint_every: int = 10
+    run_dir: str | None = None
+    data_dir: str | None = None
+    device: str = "auto"
+    seed: int | None = 0
+    limit_batches: int | None = None
+    augment: bool = False
+    on_nan: str = "stop"
+    channels_last: bool = False
+    compile: bool = False
+    download: bool = True
+    # synthetic dataset shape: (channels, height, width), classes and sample counts
+    synthetic_shape: tuple[int, int, int] = (3, 32, 32)
+    synthetic_classes: int = 10
+    synthetic_train: int = 5000
+    synthetic_val: int = 1000
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["synthetic_shape"] = list(self.synthetic_shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "synthetic_shape" in kwargs:
+            kwargs["synthetic_shape"] = tuple(kwargs["synthetic_shape"])
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+
+
+def make_config(dataset: str, **overrides: Any) -> RunConfig:
+    """Build a validated config: the dataset's recipe, with every override that is not None."""
+    info = catalog.DATASETS.get(dataset)
+    if info is None:
+        raise UserError(
+            f"unknown dataset '{dataset}'; choose one of: {', '.join(catalog.DATASETS)}"
+        )
+    recipe = dataclasses.asdict(info.recipe)
+    values: dict[str, Any] = {"dataset": dataset, **recipe}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise TypeError(f"unknown config fields: {sorted(unknown)}")
+    config = RunConfig(**values)
+    validate(config)
+    return config
+
+
+def _check_choice(what: str, value: str, choices) -> None:
+    if value not in choices:
+        raise UserError(f"unknown {what} '{value}'; choose one of: {', '.join(choices)}")
+
+
+def _check_positive_number(flag: str, value: float, *, allow_zero: bool = False) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise UserError(f"{flag} must be a finite number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        need = "zero or more" if allow_zero else "greater than zero"
+        raise UserError(f"{flag} must be {need}, got {value:g}")
+
+
+def _check_int(flag: str, value: int, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{flag} must be an integer >= {minimum}, got {value!r}")
+
+
+def validate(c: RunConfig) -> None:
+    """Raise UserError naming the first problem; the message tells the fix."""
+    _check_choice("dataset", c.dataset, catalog.DATASETS)
+    _check_choice("model", c.model, catalog.MODELS)
+    _check_choice("optimizer", c.optimizer, catalog.OPTIMIZERS)
+    _check_choice("scheduler", c.scheduler, catalog.SCHEDULERS)
+    _check_choice("precision (--amp)", c.amp, catalog.AMP_MODES)
+    _check_choice("device", c.device, catalog.DEVICES)
+    _check_choice("--on-nan policy", c.on_nan, catalog.NAN_POLICIES)
+    _check_int("--epochs", c.epochs, 1)
+    _check_int("--batch-size", c.batch_size, 1)
+    _check_int("--eval-batch-size", c.eval_batch_size, 1)
+    _check_int("--accum-steps", c.accum_steps, 1)
+    _check_int("--patience", c.patience, 0)
+    _check_int("--checkpoint-every", c.checkpoint_every, 0)
+    _check_int("--plateau-patience", c.plateau_patience, 0)
+    if c.limit_batches is not None:
+        _check_int("--limit-batches", c.limit_batches, 1)
+    if c.seed is not None:
+        _check_int("--seed", c.seed, 0)
+    _check_positive_number("--lr", c.lr)
+    _check_positive_number("--weight-decay", c.weight_decay, allow_zero=True)
+    _check_positive_number("--min-delta", c.min_delta, allow_zero=True)
+    _check_positive_number("--clip-grad", c.clip_grad, allow_zero=True)
+    _check_positive_number("--momentum", c.momentum, allow_zero=True)
+    if len(c.synthetic_shape) != 3 or any(
+        isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in c.synthetic_shape
+    ):
+        raise UserError(f"--synthetic-shape must be CxHxW with positive sizes, got {c.synthetic_shape}")
+    _check_int("--synthetic-classes", c.synthetic_classes, 2)
+    _check_int("--synthetic-train", c.synthetic_train, 1)
+    _check_int("--synthetic-val", c.synthetic_val, 1)
+    if c.model == "simplecnn" and c.dataset == "synthetic" and min(c.synthetic_shape[1:]) < 8:
+        raise UserError("simplecnn needs images of at least 8x8; use --model mlp for smaller shapes")
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """'3x32x32' -> (3, 32, 32)."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UserError(f"--synthetic-shape must look like 3x32x32, got '{text}'") from None
+    if len(shape) != 3:
+        raise UserError(f"--synthetic-shape must look like 3x32x32, got '{text}'")
+    return shape  # type: ignore[return-value]

@@ -1,0 +1,197 @@
+"""Checkpoints that survive crashes, and that load without running anyone's code.
+
+Writes go to a temporary file in the same directory, are fsynced, renamed over the target
+with os.replace and the directory is fsynced: a kill or a full disk mid-save leaves the
+previous file intact. Every load validates the zip container's CRCs first (torch.load alone
+happily returns silently corrupted tensors) and then uses `torch.load(weights_only=True)`,
+so a checkpoint carrying pickled code is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import re
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError
+
+FORMAT = "tui-trainer/checkpoint"
+FORMAT_VERSION = 1
+TMP_MARK = ".tmp-"
+_EPOCH_FILE = re.compile(r"^checkpoint_epoch_(\d+)\.pth$")
+
+
+def fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save `obj` to `path` so that `path` is always either the old or the new file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def clean_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+    """Remove temporary files a crashed save left behind; returns what was removed."""
+    removed = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return removed
+    for entry in directory.iterdir():
+        if entry.name.startswith(".") and TMP_MARK in entry.name and entry.is_file():
+            try:
+                entry.unlink()
+                removed.append(entry)
+            except OSError:
+                pass
+    return removed
+
+
+def verify_file(path: str | os.PathLike) -> None:
+    """Raise CheckpointError unless `path` is a complete, uncorrupted torch zip file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({exc})") from None
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {path} is corrupted (CRC mismatch in {bad})")
+
+
+def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """Validate, then torch.load with weights_only=True. Never falls back to unsafe loading."""
+    verify_file(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(
+            f"refusing to load {path}: it holds pickled objects or code that weights_only "
+            f"loading does not allow ({first[:160]})"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise CheckpointError(f"checkpoint {path} could not be read ({str(exc).splitlines()[0][:200]})") from None
+
+
+def load_run_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Load one of our own checkpoints and check its shape."""
+    data = safe_load(path, map_location)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a tui-trainer checkpoint")
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer tui-trainer (format {data['format_version']})")
+    for key in ("model_state_dict", "epoch", "config"):
+        if key not in data:
+            raise CheckpointError(f"checkpoint {path} is incomplete (no '{key}')")
+    return data
+
+
+def candidates(run_dir: str | os.PathLike) -> list[Path]:
+    """Checkpoints a run can resume from, newest progress first: last.pth, then the periodic
+    ones from the highest epoch down, then best_model.pth."""
+    run_dir = Path(run_dir)
+    periodic = []
+    for entry in run_dir.glob("checkpoint_epoch_*.pth"):
+        m = _EPOCH_FILE.match(entry.name)
+        if m:
+            periodic.append((int(m.group(1)), entry))
+    ordered = [run_dir / "last.pth"] + [p for _, p in sorted(periodic, reverse=True)] + [run_dir / "best_model.pth"]
+    return [p for p in ordered if p.exists()]
+
+
+def progress_key(data: dict) -> tuple[int, int]:
+    return int(data.get("epoch", 0)), int(data.get("step_in_epoch", 0))
+
+
+def find_resumable(run_dir: str | os.PathLike, map_location: Any = "cpu") -> tuple[Path, dict, list[str]]:
+    """The valid checkpoint with the most progress; problems with the others as warnings.
+
+    Raises CheckpointError when none is usable.
+    """
+    warnings: list[str] = []
+    best: tuple[Path, dict] | None = None
+    found = candidates(run_dir)
+    if not found:
+        raise CheckpointError(f"no checkpoint in {run_dir} (expected last.pth or checkpoint_epoch_N.pth)")
+    for path in found:
+        try:
+            data = load_run_checkpoint(path, map_location)
+        except CheckpointError as exc:
+            warnings.append(f"skipping {path.name}: {exc}")
+            continue
+        if best is None or progress_key(data) > progress_key(best[1]):
+            best = (path, data)
+    if best is None:
+        raise CheckpointError(f"no valid checkpoint in {run_dir}: " + "; ".join(warnings))
+    return best[0], best[1], warnings
+
+
+# ----- random number generator state, stored as plain tensors so weights_only loading works -----
+
+def capture_rng() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def all_finite(state_dict: dict) -> bool:
+    for value in state_dict.values():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            return False
+    return True

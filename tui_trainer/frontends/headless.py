@@ -1,0 +1,164 @@
+"""The headless view: clean log lines (or JSON lines) for files, pipes and job schedulers.
+
+No ANSI escapes and no carriage returns: every line is complete and ends with a newline.
+Within long epochs a progress line appears at most every `progress_every` seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from .. import events as ev
+from .. import fmt
+from ..state import RunState, reduce
+
+EPOCH_HEADER = (f"{'epoch':>9}  {'train_loss':>10}  {'train_acc':>9}  {'val_loss':>9}  {'val_acc':>8}  "
+                f"{'lr':>9}  {'time':>7}  {'samples/s':>9}")
+
+
+class HeadlessPrinter:
+    def __init__(self, stream: TextIO | None = None, log_format: str = "text", progress_every: float = 5.0) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.json = log_format == "json"
+        self.progress_every = progress_every
+        self.state = RunState()
+        self._last_progress_t: float | None = None
+        self._header_printed = False
+
+    def _print(self, text: str = "") -> None:
+        try:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the reader went away (| head); training carries on
+
+    def emit(self, event: ev.Event) -> None:
+        self.state = reduce(self.state, event)
+        if self.json:
+            self._print(ev.to_json(event))
+            return
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is not None:
+            handler(event)
+
+    # ----- text lines -----
+    def _on_RunStarted(self, e: ev.RunStarted) -> None:
+        p = self._print
+        what = "resuming" if e.resumed else "training"
+        p(f"tui-trainer: {what} run {e.run_name}")
+        if e.run_dir:
+            p(f"  run dir    {e.run_dir}")
+        gpu = f" [{e.device_name}]" if e.device_name and e.device_name != e.device else ""
+        ws = f", {e.world_size} processes" if e.world_size > 1 else ""
+        p(f"  device     {e.device}{gpu}, precision {e.precision}{ws}")
+        p(f"  data       {e.dataset}: {e.train_size:,} train / {e.val_size:,} validation, {e.num_classes} classes")
+        p(f"  model      {e.model}, {e.num_params:,} parameters")
+        recipe = (f"{e.optimizer} lr {e.lr:g} wd {e.weight_decay:g}, scheduler {e.scheduler}, batch {e.batch_size}"
+                  + (f" x {e.accum_steps} accumulated" if e.accum_steps > 1 else "")
+                  + f", {e.num_epochs} epochs ({e.steps_per_epoch} steps each)"
+                  + (f", clip {e.clip_grad:g}" if e.clip_grad else ", no clipping"))
+        p(f"  recipe     {recipe}")
+        if e.patience:
+            p(f"  early stop patience {e.patience} on val_loss (min_delta {e.min_delta:g})"
+              + (", restores best weights" if e.restore_best else ""))
+        if e.resumed:
+            p(f"  resuming after epoch {e.start_epoch}")
+        self._header_printed = False
+
+    def _on_EpochStarted(self, e: ev.EpochStarted) -> None:
+        self._last_progress_t = e.t
+
+    def _on_StepProgress(self, e: ev.StepProgress) -> None:
+        if self._last_progress_t is None:
+            self._last_progress_t = e.t
+        if e.t - self._last_progress_t < self.progress_every:
+            return
+        self._last_progress_t = e.t
+        skipped = f"  skipped {e.skipped}" if e.skipped else ""
+        self._print(f"  [epoch {e.epoch}/{self.state.num_epochs}] step {e.step}/{e.steps}  loss {e.epoch_loss:.4f}  "
+                    f"acc {e.epoch_acc:.2f}%  {fmt.rate(e.samples_per_sec)}  ETA {fmt.duration(self.state.eta)}"
+                    + skipped)
+
+    def _on_EpochEnd(self, e: ev.EpochEnd) -> None:
+        if not self._header_printed:
+            self._print(EPOCH_HEADER)
+            self._header_printed = True
+        mark = "  * best" if e.is_best else ""
+        if e.skipped:
+            mark += f"  ({e.skipped} skipped)"
+        sps = f"{e.samples_per_sec:,.0f}" if e.samples_per_sec else "--"
+        self._print(f"{f'{e.epoch}/{e.num_epochs}':>9}  {e.train_loss:10.4f}  {e.train_acc:8.2f}%  {e.val_loss:9.4f}  "
+                    f"{e.val_acc:7.2f}%  {e.lr:9.2e}  {fmt.duration(e.epoch_time):>7}  {sps:>9}{mark}")
+
+    def _on_EarlyStopUpdate(self, e: ev.EarlyStopUpdate) -> None:
+        if e.triggered:
+            self._print(f"early stopping: {e.monitor} has not improved for {e.counter} epochs "
+                        f"(best {e.best_score:.4f} at epoch {e.best_epoch})")
+
+    def _on_CheckpointSaved(self, e: ev.CheckpointSaved) -> None:
+        if e.kind in ("periodic", "manual"):
+            where = f"epoch {e.epoch}" + (f", step {e.step}" if e.step else "")
+            self._print(f"checkpoint: {e.path} ({e.kind}, {where})")
+
+    def _on_LrChanged(self, e: ev.LrChanged) -> None:
+        self._print(f"learning rate {e.old_lr:.3g} -> {e.new_lr:.3g} ({e.reason}, epoch {e.epoch})")
+
+    def _on_Paused(self, e: ev.Paused) -> None:
+        self._print(f"paused at epoch {e.epoch}, step {e.step}")
+
+    def _on_Resumed(self, e: ev.Resumed) -> None:
+        self._print(f"resumed after {fmt.duration(e.paused_for)}")
+
+    def _on_StopRequested(self, e: ev.StopRequested) -> None:
+        self._print({"user": "stop requested: finishing the step, saving, then the final evaluation",
+                     "signal": "interrupt received: finishing the step, saving last.pth, then the report "
+                               "(interrupt again to exit at once)",
+                     "term": "terminate received: saving last.pth and exiting",
+                     "quit": "quit: saving last.pth"}.get(e.reason, f"stopping ({e.reason})"))
+
+    def _on_Notice(self, e: ev.Notice) -> None:
+        if e.level in ("warning", "error"):
+            self._print(f"{e.level}: {e.message}")
+
+    def _on_EvaluationReport(self, e: ev.EvaluationReport) -> None:
+        for line in report_lines(e):
+            self._print(line)
+
+    def _on_RunFinished(self, e: ev.RunFinished) -> None:
+        words = {"finished": "finished", "early_stopped": "stopped early", "stopped": "stopped by the user",
+                 "interrupted": "interrupted"}.get(e.status, e.status)
+        best = f"; best val acc {e.best_val_acc:.2f}% at epoch {e.best_epoch}" if e.best_epoch else ""
+        self._print(f"run {words} after {e.epochs_completed} epochs in {fmt.duration(e.elapsed)}{best}")
+        if e.status == "interrupted" and e.last_checkpoint:
+            self._print(f"resume with: tui-trainer resume {self.state.info.run_dir if self.state.info else ''}")
+
+    def _on_RunFailed(self, e: ev.RunFailed) -> None:
+        self._print(f"error: {e.error}")
+        if e.last_checkpoint:
+            self._print(f"last good checkpoint: {e.last_checkpoint}")
+
+
+def report_lines(e: ev.EvaluationReport) -> list[str]:
+    """The classification report and confusion matrix as plain-text tables."""
+    n = sum(e.support)
+    best = f" (best model, epoch {e.best_epoch})" if e.best_epoch else ""
+    lines = [f"final evaluation{best} on {e.split}: {n:,} samples, loss {e.loss:.4f}",
+             f"  accuracy {e.accuracy:.4f}   weighted precision {e.precision:.4f}  recall {e.recall:.4f}  "
+             f"f1 {e.f1:.4f}",
+             f"  {'':14}macro    precision {e.macro_precision:.4f}  recall {e.macro_recall:.4f}  "
+             f"f1 {e.macro_f1:.4f}", ""]
+    width = max([5] + [len(c) for c in e.class_names])
+    lines.append(f"  {'class':<{width}}  precision  recall      f1  support")
+    for i, name in enumerate(e.class_names):
+        lines.append(f"  {name:<{width}}  {e.per_class_precision[i]:9.4f}  {e.per_class_recall[i]:6.4f}  "
+                     f"{e.per_class_f1[i]:6.4f}  {e.support[i]:7d}")
+    lines.append("")
+    lines.append("  confusion matrix (rows: true class, columns: predicted)")
+    cells = [[str(v) for v in row] for row in e.confusion_matrix]
+    short = [c[:6] for c in e.class_names]
+    cw = max([len(s) for s in short] + [len(c) for row in cells for c in row]) + 1
+    lines.append("  " + " " * width + "".join(f"{s:>{cw}}" for s in short))
+    for name, row in zip(e.class_names, cells):
+        lines.append(f"  {name:<{width}}" + "".join(f"{c:>{cw}}" for c in row))
+    return lines

@@ -1,0 +1,115 @@
+"""The run directory: config.json, events.jsonl (every event, flushed as it happens), a lock.
+
+No torch here: the CLI checks and claims the directory before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+
+from . import events as ev
+from .errors import UserError
+
+LOCK_NAME = ".lock"
+EVENTS_NAME = "events.jsonl"
+CONFIG_NAME = "config.json"
+
+
+def default_run_dir(dataset: str, model: str, root: str | os.PathLike = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{dataset}-{model}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_new_run_dir(path: Path) -> None:
+    """Refuse a run directory that would overwrite anything or cannot be written (writes nothing)."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"run directory {path} exists and is not a directory; choose another --run-dir")
+    if path.is_dir():
+        used = [p.name for p in path.iterdir() if p.name in (EVENTS_NAME, CONFIG_NAME) or p.suffix == ".pth"]
+        if used:
+            raise UserError(f"run directory {path} already holds a run ({', '.join(sorted(used)[:3])}); "
+                            f"resume it with `tui-trainer resume {path}` or choose another --run-dir")
+    anchor = _nearest_existing(path)
+    if not anchor.is_dir():
+        raise UserError(f"cannot create run directory {path}: {anchor} is not a directory")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to {anchor}; choose a writable --run-dir")
+
+
+class RunDirLock:
+    """An exclusive flock on RUN_DIR/.lock: one writer per run directory. The kernel drops the
+    lock when the process dies, so a killed run never leaves the directory locked."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunDirLock":
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.read(fd, 32).decode(errors="replace").strip()
+            finally:
+                os.close(fd)
+            who = f" (pid {holder})" if holder else ""
+            raise UserError(f"run directory {self.path.parent} is in use by another tui-trainer process{who}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+
+def write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class RunLog:
+    """A sink appending every event to events.jsonl, one JSON object per line, flushed at once."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / EVENTS_NAME
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def emit(self, event: ev.Event) -> None:
+        if self._fh.closed:
+            return
+        self._fh.write(ev.to_json(event) + "\n")
+        self._fh.flush()
+        if type(event).__name__ in ev.TERMINAL_EVENTS:
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()

@@ -1,0 +1,199 @@
+"""A run from a config: build data, model, optimizer and scheduler on the calling thread,
+then train. The TUI calls this from its worker thread, headless mode from the main thread.
+
+Everything torch-related is imported inside `execute`, after the first `Preparing` event,
+so the console can draw its first frame while torch loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from . import events as ev
+from .config import RunConfig
+from .errors import CheckpointError, UserError
+
+
+@dataclass
+class Outcome:
+    status: str  # finished | early_stopped | stopped | interrupted | failed
+    error: str = ""
+    exit_code: int = 0
+    run_dir: str = ""
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) if torch.cuda.device_count() > 1 else 0)
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA GPU is available here (torch.cuda.is_available() is False); "
+                        "use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError("--device mps: Apple's Metal backend is not available here; use --device cpu or auto")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return torch.device(name)
+
+
+def seed_everything(seed: int | None) -> None:
+    if seed is None:
+        return
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(config: RunConfig, params):
+    import torch
+
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                               nesterov=config.momentum > 0)
+    raise UserError(f"unknown optimizer '{config.optimizer}'")
+
+
+def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control, emit, dist=None,
+                  **trainer_options):
+    """Construct everything for a run; returns (trainer, scheduler, early_stopping)."""
+    import torch
+
+    from .data import build_data
+    from .engine import EarlyStopping, Trainer
+    from .engine.schedulers import scheduler_for_run
+    from .models import build_model
+
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
+    emit(ev.Preparing(stage="loading data", detail=config.dataset))
+    data = build_data(config, device, rank=rank, world_size=world)
+    emit(ev.Preparing(stage="building model", detail=config.model))
+    model = build_model(config.model, data.input_shape, data.num_classes).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(config, model.parameters())
+    steps = len(data.train_loader)
+    if config.limit_batches:
+        steps = min(steps, config.limit_batches)
+    opt_steps = -(-steps // config.accum_steps)
+    scheduler = scheduler_for_run(optimizer, config.scheduler, config.epochs, opt_steps, config.plateau_patience)
+    early = EarlyStopping(patience=config.patience, min_delta=config.min_delta,
+                          restore_best_weights=config.restore_best) if config.patience > 0 else None
+    run_model = model
+    if dist is not None:
+        run_model = dist.wrap_model(model, device)
+    if config.compile:
+        emit(ev.Preparing(stage="compiling", detail="torch.compile (the first steps compile the model)"))
+        run_model = torch.compile(run_model)
+    trainer = Trainer(
+        run_model, data.train_loader, data.val_loader, torch.nn.CrossEntropyLoss(), optimizer, device, run_dir,
+        sinks=sinks, control=control, clip_grad=config.clip_grad, accum_steps=config.accum_steps,
+        amp=config.amp, checkpoint_every=config.checkpoint_every, class_names=data.class_names,
+        num_classes=data.num_classes, on_nan=config.on_nan, limit_batches=config.limit_batches,
+        channels_last=config.channels_last, run_name=run_dir.name, dataset_name=config.dataset,
+        model_name=config.model, config=config.to_dict(), dist=dist, compiled=config.compile,
+        **trainer_options,
+    )
+    trainer.scheduler = scheduler
+    trainer.early_stopping = early
+    return trainer, scheduler, early
+
+
+def check_compatible(saved: dict, config: RunConfig) -> None:
+    """Refuse to resume into a run that differs in what the weights depend on."""
+    old = saved.get("config") or {}
+    for key in ("dataset", "model", "synthetic_shape", "synthetic_classes", "optimizer", "scheduler", "accum_steps"):
+        if key in old and old[key] != config.to_dict().get(key):
+            raise CheckpointError(f"the checkpoint was trained with {key}={old[key]!r}, not {config.to_dict().get(key)!r}; "
+                                  "resume with the run's own config.json")
+
+
+def execute(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control, *,
+            resume: bool = False, dist=None, system_interval: float | None = 2.0,
+            trainer_options: dict | None = None) -> Outcome:
+    """Run training to the end. Errors the user can fix raise UserError before training
+    starts; failures during training are reported as events and returned as an Outcome."""
+    fan = ev.Fanout(sinks)
+    is_main = dist is None or dist.is_main
+    emit = fan.emit if is_main else (lambda e: None)
+    emit(ev.Preparing(stage="loading torch"))
+    import torch  # noqa: F401  (the slow import, now that the first frame is up)
+
+    from .engine import checkpoint as ckpt
+    from .engine.system import SystemSampler
+
+    sampler = SystemSampler(emit, system_interval).start() if system_interval and is_main else None
+    trainer = None
+    try:
+        saved = None
+        if resume:
+            emit(ev.Preparing(stage="loading checkpoint", detail=str(run_dir)))
+            path, saved, problems = ckpt.find_resumable(run_dir)
+            check_compatible(saved, config)
+            for problem in problems:
+                emit(ev.Notice(level="warning", message=problem))
+            emit(ev.Notice(level="info", message=f"resuming from {path.name} (epoch {saved['epoch']}"
+                                                 + (f", step {saved['step_in_epoch']})" if saved.get("step_in_epoch") else ")")))
+        trainer, scheduler, early = build_trainer(config, run_dir, [fan] if is_main else [], control, emit, dist,
+                                                  **(trainer_options or {}))
+        if saved is not None:
+            trainer.load_state_dict(saved)
+            _rescale_schedule(trainer, saved, config)
+            if trainer.epoch >= config.epochs and not saved.get("step_in_epoch"):
+                raise UserError(f"the run already completed {trainer.epoch} epochs; pass --epochs N with "
+                                f"N > {trainer.epoch} to train further")
+        trainer.fit(config.epochs, scheduler, early)
+        return Outcome(trainer.status, run_dir=str(run_dir))
+    except UserError as exc:
+        if trainer is None or trainer.status != "failed":
+            emit(ev.RunFailed(error=str(exc)))
+        return Outcome("failed", str(exc), exc.exit_code, str(run_dir))
+    except KeyboardInterrupt:
+        return Outcome("interrupted", "interrupted", 130, str(run_dir))
+    except Exception as exc:  # noqa: BLE001 - reported as RunFailed by the trainer (or here, before it)
+        if trainer is None:
+            emit(ev.RunFailed(error=f"{type(exc).__name__}: {exc}"))
+        message = str(exc) if trainer is not None and trainer.status == "failed" else f"{type(exc).__name__}: {exc}"
+        return Outcome("failed", message, 1, str(run_dir))
+    finally:
+        if sampler is not None:
+            sampler.stop()
+
+
+def _rescale_schedule(trainer, saved: dict, config: RunConfig) -> None:
+    """When a resume asks for a different number of epochs, stretch epoch-based schedules."""
+    old_epochs = (saved.get("config") or {}).get("epochs")
+    if old_epochs is None or old_epochs == config.epochs or trainer.scheduler is None:
+        return
+    import torch.optim.lr_scheduler as sched
+
+    s = trainer.scheduler
+    if isinstance(s, sched.CosineAnnealingLR):
+        s.T_max = config.epochs
+    elif isinstance(s, sched.OneCycleLR):
+        raise UserError("a onecycle schedule cannot be extended; resume without --epochs")
+    elif isinstance(s, sched.StepLR):
+        s.step_size = max(1, round(config.epochs * 0.3))
+    elif isinstance(s, sched.MultiStepLR):
+        from collections import Counter
+
+        s.milestones = Counter(sorted({max(1, round(config.epochs * f)) for f in (0.3, 0.6, 0.9)}))
+    trainer.config = dataclasses.replace(config).to_dict()

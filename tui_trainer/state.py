@@ -1,0 +1,269 @@
+"""RunState: an immutable snapshot of a run, built by a pure reducer from the event stream.
+
+`reduce(state, event) -> state` serves a live run, a replay of `events.jsonl` and scripted
+test scenes alike. Durations come from the events' own timestamps, never from a clock, so
+the same events always give the same state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Iterable
+
+from . import events as ev
+
+STEP_WINDOW = 120  # recent step metrics kept for the sparklines
+LOG_LINES = 200  # events-panel lines kept
+
+STATUS_BY_END = {
+    "finished": "FINISHED",
+    "early_stopped": "EARLY STOPPED",
+    "stopped": "STOPPED",
+    "interrupted": "INTERRUPTED",
+}
+ACTIVE_STATUSES = ("PREPARING", "RUNNING", "PAUSED", "STOPPING")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    t: float
+    level: str  # info | good | warning | error
+    text: str
+
+
+@dataclass(frozen=True)
+class RunState:
+    version: int = 0
+    status: str = "PREPARING"
+    stage: str = "starting"
+    stage_detail: str = ""
+    phase: str = ""  # training | validating | evaluating
+    info: ev.RunStarted | None = None
+    first_t: float | None = None
+    started_t: float | None = None
+    last_t: float | None = None
+    # progress
+    epoch: int = 0
+    num_epochs: int = 0
+    step: int = 0
+    steps: int = 0
+    samples: int = 0
+    epoch_loss: float | None = None
+    epoch_acc: float | None = None
+    lr: float | None = None
+    samples_per_sec: float | None = None
+    skipped: int = 0
+    step_losses: tuple[float, ...] = ()
+    step_accs: tuple[float, ...] = ()
+    val_step: int = 0
+    val_steps: int = 0
+    # per-epoch history
+    epochs_done: tuple[int, ...] = ()
+    train_loss: tuple[float, ...] = ()
+    train_acc: tuple[float, ...] = ()
+    val_loss: tuple[float, ...] = ()
+    val_acc: tuple[float, ...] = ()
+    epoch_lrs: tuple[float, ...] = ()
+    train_time_total: float = 0.0
+    val_time_total: float = 0.0
+    best_epoch: int = 0
+    best_val_acc: float | None = None
+    # learning rate
+    lr_plan: tuple[tuple[float, float], ...] = ()
+    lr_changes: tuple[tuple[float, float, str], ...] = ()  # (epoch position, new lr, reason)
+    # early stopping, system, checkpoints
+    early_stop: ev.EarlyStopUpdate | None = None
+    system: ev.SystemSample | None = None
+    last_checkpoint: str = ""
+    checkpoints_saved: int = 0
+    # pauses (seconds of wall time excluded from elapsed and ETA)
+    paused_since: float | None = None
+    paused_total: float = 0.0
+    # the end
+    report: ev.EvaluationReport | None = None
+    end: ev.RunFinished | None = None
+    error: str = ""
+    log: tuple[LogLine, ...] = ()
+
+    # ----- derived values (pure functions of the state) -----
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started, pauses excluded."""
+        if self.started_t is None or self.last_t is None:
+            return 0.0
+        paused = self.paused_total
+        if self.paused_since is not None:
+            paused += self.last_t - self.paused_since
+        return max(0.0, self.last_t - self.started_t - paused)
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left: remaining training samples at the measured rate, plus validation."""
+        if not self.active or not self.samples_per_sec or self.info is None:
+            return None
+        info = self.info
+        per_epoch_samples = min(info.train_size, self.steps * info.batch_size) if self.steps else info.train_size
+        epochs_left_after_this = max(0, self.num_epochs - max(self.epoch, 1))
+        samples_left = max(0, per_epoch_samples - self.samples) + epochs_left_after_this * per_epoch_samples
+        done_epochs = len(self.epochs_done)
+        val_each = self.val_time_total / done_epochs if done_epochs else 0.0
+        return samples_left / self.samples_per_sec + val_each * (epochs_left_after_this + 1)
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the whole run done, 0..1."""
+        if not self.num_epochs:
+            return 0.0
+        within = (self.step / self.steps) if self.steps else 0.0
+        done = max(0, self.epoch - 1) + within
+        if len(self.epochs_done) and self.epochs_done[-1] >= self.epoch:
+            done = self.epoch
+        return min(1.0, done / self.num_epochs)
+
+
+def _log(state: RunState, t: float, level: str, text: str) -> tuple[LogLine, ...]:
+    lines = state.log + (LogLine(t, level, text),)
+    return lines[-LOG_LINES:]
+
+
+def _epoch_position(state: RunState, epoch: int, step: int) -> float:
+    steps = state.steps or 1
+    return max(0.0, epoch - 1 + min(step, steps) / steps)
+
+
+def reduce(state: RunState, event: ev.Event) -> RunState:
+    """Return the state after `event`. Pure: the same inputs always give the same output."""
+    r = dataclasses.replace
+    t = event.t
+    base = {"version": state.version + 1, "last_t": t}
+    if state.first_t is None:
+        base["first_t"] = t
+
+    if isinstance(event, ev.Preparing):
+        return r(state, **base, stage=event.stage, stage_detail=event.detail)
+
+    if isinstance(event, ev.RunStarted):
+        what = "resumed" if event.resumed else "started"
+        text = (f"run {what}: {event.dataset} / {event.model} on {event.device}"
+                + (f", from epoch {event.start_epoch}" if event.resumed else ""))
+        return r(state, **base, status="RUNNING", stage="running", info=event, started_t=t,
+                 epoch=event.start_epoch, num_epochs=event.num_epochs,
+                 steps=event.steps_per_epoch, lr=event.lr, lr_plan=event.lr_plan,
+                 log=_log(state, t, "info", text))
+
+    if isinstance(event, ev.EpochStarted):
+        return r(state, **base, epoch=event.epoch, num_epochs=event.num_epochs, steps=event.steps,
+                 step=0, samples=0, epoch_loss=None, epoch_acc=None, phase="training", skipped=0)
+
+    if isinstance(event, ev.StepProgress):
+        return r(state, **base, epoch=event.epoch, step=event.step, steps=event.steps,
+                 samples=event.samples, epoch_loss=event.epoch_loss, epoch_acc=event.epoch_acc,
+                 lr=event.lr, samples_per_sec=event.samples_per_sec or state.samples_per_sec,
+                 skipped=event.skipped, phase="training",
+                 step_losses=(state.step_losses + (event.loss,))[-STEP_WINDOW:],
+                 step_accs=(state.step_accs + (event.acc,))[-STEP_WINDOW:])
+
+    if isinstance(event, ev.ValidationStarted):
+        return r(state, **base, phase="validating", step=state.steps, val_steps=event.steps)
+
+    if isinstance(event, ev.EpochEnd):
+        changes = dict(
+            epoch=event.epoch, step=state.steps,
+            epochs_done=state.epochs_done + (event.epoch,),
+            train_loss=state.train_loss + (event.train_loss,),
+            train_acc=state.train_acc + (event.train_acc,),
+            val_loss=state.val_loss + (event.val_loss,),
+            val_acc=state.val_acc + (event.val_acc,),
+            epoch_lrs=state.epoch_lrs + (event.lr,),
+            train_time_total=state.train_time_total + event.train_time,
+            val_time_total=state.val_time_total + event.val_time,
+            best_epoch=event.best_epoch, best_val_acc=event.best_val_acc,
+            phase="", skipped=event.skipped,
+        )
+        if event.samples_per_sec:
+            changes["samples_per_sec"] = event.samples_per_sec
+        log = state.log
+        if event.is_best:
+            log = _log(state, t, "good", f"new best: val acc {event.val_acc:.2f}% at epoch {event.epoch}")
+        return r(state, **base, **changes, log=log)
+
+    if isinstance(event, ev.EarlyStopUpdate):
+        log = state.log
+        if event.triggered:
+            log = _log(state, t, "warning",
+                       f"early stopping: no improvement in {event.monitor} for {event.counter} epochs")
+        return r(state, **base, early_stop=event, log=log)
+
+    if isinstance(event, ev.CheckpointSaved):
+        where = f"epoch {event.epoch}" + (f", step {event.step}" if event.step else "")
+        log = state.log
+        if event.kind != "last":  # last.pth is written every epoch; logging it would drown the rest
+            log = _log(state, t, "info", f"saved {event.kind} checkpoint {os.path.basename(event.path)} ({where})")
+        return r(state, **base, last_checkpoint=event.path,
+                 checkpoints_saved=state.checkpoints_saved + 1, log=log)
+
+    if isinstance(event, ev.LrChanged):
+        pos = _epoch_position(state, event.epoch, event.step)
+        return r(state, **base, lr=event.new_lr,
+                 lr_changes=state.lr_changes + ((pos, event.new_lr, event.reason),),
+                 log=_log(state, t, "info",
+                          f"LR {event.old_lr:.3g} -> {event.new_lr:.3g} ({event.reason})"))
+
+    if isinstance(event, ev.Paused):
+        return r(state, **base, status="PAUSED", paused_since=t,
+                 log=_log(state, t, "info", f"paused at epoch {event.epoch}, step {event.step}"))
+
+    if isinstance(event, ev.Resumed):
+        paused_total = state.paused_total + (t - state.paused_since if state.paused_since is not None else 0.0)
+        status = "RUNNING" if state.status == "PAUSED" else state.status
+        return r(state, **base, status=status, paused_since=None, paused_total=paused_total,
+                 log=_log(state, t, "info", f"resumed after {event.paused_for:.1f}s"))
+
+    if isinstance(event, ev.StopRequested):
+        text = {"user": "stop requested: finishing the step, then the final report",
+                "quit": "quit requested: saving last.pth",
+                "signal": "signal received: saving and stopping"}.get(event.reason, f"stop: {event.reason}")
+        paused = _close_pause(state, t)
+        return r(state, **base, status="STOPPING", **paused, log=_log(state, t, "warning", text))
+
+    if isinstance(event, ev.Notice):
+        return r(state, **base, log=_log(state, t, event.level, event.message))
+
+    if isinstance(event, ev.SystemSample):
+        return r(state, **base, system=event)
+
+    if isinstance(event, ev.EvaluationReport):
+        return r(state, **base, report=event, phase="",
+                 log=_log(state, t, "good",
+                          f"final evaluation: accuracy {event.accuracy * 100:.2f}%, weighted F1 {event.f1:.4f}"))
+
+    if isinstance(event, ev.RunFinished):
+        status = STATUS_BY_END.get(event.status, event.status.upper())
+        return r(state, **base, status=status, end=event, phase="", **_close_pause(state, t),
+                 log=_log(state, t, "good" if event.status != "interrupted" else "warning",
+                          f"run {status.lower()} after {event.epochs_completed} epochs"))
+
+    if isinstance(event, ev.RunFailed):
+        return r(state, **base, status="FAILED", error=event.error, phase="", **_close_pause(state, t),
+                 log=_log(state, t, "error", event.error))
+
+    return r(state, **base)
+
+
+def _close_pause(state: RunState, t: float) -> dict:
+    if state.paused_since is None:
+        return {}
+    return {"paused_since": None, "paused_total": state.paused_total + (t - state.paused_since)}
+
+
+def replay(events: Iterable[ev.Event], state: RunState | None = None) -> RunState:
+    state = state or RunState()
+    for event in events:
+        state = reduce(state, event)
+    return state
