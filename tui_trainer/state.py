@@ -203,7 +203,9 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
     if isinstance(event, ev.CheckpointSaved):
         where = f"epoch {event.epoch}" + (f", step {event.step}" if event.step else "")
         log = state.log
-        if event.kind != "last":  # last.pth is written every epoch; logging it would drown the rest
+        # last.pth is written every epoch and best_model.pth with every "new best" line: logging
+        # them would drown the rest.
+        if event.kind not in ("last", "best"):
             log = _log(state, t, "info", f"saved {event.kind} checkpoint {os.path.basename(event.path)} ({where})")
         return r(state, **base, last_checkpoint=event.path,
                  checkpoints_saved=state.checkpoints_saved + 1, log=log)

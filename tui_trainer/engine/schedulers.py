@@ -76,10 +76,17 @@ def steps_per_batch(scheduler) -> bool:
     return isinstance(scheduler, sched.OneCycleLR)
 
 
+SHORT_NAMES = {"StepLR": "step", "MultiStepLR": "multistep", "CosineAnnealingLR": "cosine",
+               "ReduceLROnPlateau": "plateau", "CosineAnnealingWarmRestarts": "warmup_cosine",
+               "OneCycleLR": "onecycle"}
+
+
 def scheduler_name(scheduler) -> str:
+    """The name create_scheduler knows it by, else the class name."""
     if scheduler is None:
         return "none"
-    return type(scheduler).__name__
+    name = type(scheduler).__name__
+    return SHORT_NAMES.get(name, name)
 
 
 def planned_lrs(scheduler, optimizer, num_epochs: int, start_epoch: int = 0,

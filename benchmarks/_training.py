@@ -1,0 +1,133 @@
+"""The two training loops the benchmarks compare, timed the same way.
+
+- `plain_epoch`: the seed's basic loop written by hand (to(device), forward, loss,
+  zero_grad, backward, optional clip, step) over whatever loader it is given. It keeps no
+  metrics during training, so it is the cheapest possible loop: the bar the engine is held to.
+- `engine_epochs`: our `Trainer.fit` on the same model, data and optimizer. An
+  `EpochStopwatch` sink (first in the sink list, so any other sink's cost counts against the
+  engine) reads `time.perf_counter()` when the engine announces an epoch, its validation
+  and its end; the engine's own timing is not used.
+
+Both sides run on the calling thread: the engine is driven directly, not from a worker.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from _common import ensure_repo_importable
+
+ensure_repo_importable()
+
+from tui_trainer.engine import Trainer  # noqa: E402
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class EpochStopwatch:
+    """A sink that times each epoch's training pass (EpochStarted -> ValidationStarted) and the
+    whole epoch with validation (EpochStarted -> EpochEnd)."""
+
+    train_s: list[float] = field(default_factory=list)
+    epoch_s: list[float] = field(default_factory=list)
+    reported_rate: list[float] = field(default_factory=list)
+    _t0: float = 0.0
+
+    def emit(self, event) -> None:
+        name = type(event).__name__
+        if name == "EpochStarted":
+            self._t0 = time.perf_counter()
+        elif name == "ValidationStarted":
+            self.train_s.append(time.perf_counter() - self._t0)
+        elif name == "EpochEnd":
+            self.epoch_s.append(time.perf_counter() - self._t0)
+            self.reported_rate.append(event.samples_per_sec)
+
+
+@dataclass
+class Side:
+    """One side of a comparison: its own model copy and optimizer, trained across trials."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    criterion: torch.nn.Module
+
+
+def make_sides(model: torch.nn.Module, make_optimizer, names=("engine", "plain")) -> dict[str, Side]:
+    """Identical copies of `model` (same initial weights), each with a fresh optimizer."""
+    sides = {}
+    for name in names:
+        m = copy.deepcopy(model)
+        sides[name] = Side(m, make_optimizer(m.parameters()), torch.nn.CrossEntropyLoss())
+    return sides
+
+
+def plain_epoch(side: Side, loader, device: torch.device, clip: float, *, val_loader=None,
+                autocast_dtype: torch.dtype | None = None, channels_last: bool = False,
+                model: torch.nn.Module | None = None) -> tuple[float, float]:
+    """One epoch of the hand-written loop; returns (training seconds, seconds with validation).
+
+    `model` overrides side.model (e.g. a torch.compile'd wrapper of it).
+    """
+    model = model or side.model
+    opt, criterion = side.optimizer, side.criterion
+    use_autocast = autocast_dtype is not None
+    synchronize(device)
+    t0 = time.perf_counter()
+    model.train()
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if use_autocast:
+            with torch.autocast(device.type, dtype=autocast_dtype):
+                out = model(x)
+                loss = criterion(out, y)
+        else:  # no context manager at all in full precision: the cheapest loop
+            out = model(x)
+            loss = criterion(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+    synchronize(device)
+    t1 = time.perf_counter()
+    if val_loader is not None:
+        model.eval()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        with torch.inference_mode():
+            for x, y in val_loader:
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=use_autocast):
+                    out = model(x)
+                loss_sum += torch.nn.functional.cross_entropy(out.float(), y, reduction="sum")
+                correct += (out.argmax(1) == y).sum()
+        float(loss_sum), int(correct)  # read back once, as any loop reporting val metrics must
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t0
+
+
+def engine_epochs(side: Side, loader, val_loader, device: torch.device, clip: float, epochs: int, *,
+                  extra_sinks=(), amp: str = "off", channels_last: bool = False,
+                  model: torch.nn.Module | None = None, compiled: bool = False,
+                  num_classes: int = 10) -> EpochStopwatch:
+    """`epochs` epochs of `Trainer.fit` (no checkpoints, no console); returns the stopwatch."""
+    watch = EpochStopwatch()
+    trainer = Trainer(model or side.model, loader, val_loader, side.criterion, side.optimizer, device,
+                      save_dir=None, sinks=[watch, *extra_sinks], clip_grad=clip, amp=amp,
+                      checkpoint_every=0, num_classes=num_classes, channels_last=channels_last,
+                      compiled=compiled)
+    trainer.fit(epochs)
+    return watch

@@ -1,0 +1,192 @@
+"""Engine overhead: training samples/s of our engine (`Trainer.fit`) vs the hand-written loop.
+
+    python benchmarks/engine_overhead.py            # full run (about 3 minutes on 2 cores)
+    python benchmarks/engine_overhead.py --quick    # seconds; checks the script works
+
+Two workloads, each in a fresh process so that all torch work (data, model, both loops)
+runs on that process's one thread:
+  tiny  the MLP (64-256-128-10) on the digits dataset, batch 64: a step costs well under a
+        millisecond, so per-step overhead shows. Target ratio >= 0.97.
+  cnn   SimpleCNN on CIFAR-shaped synthetic uint8 images with crop+flip augmentation,
+        batch 128. Target ratio >= 0.99.
+
+What each side does, on identical copies of the model (same initial weights), each with its
+own AdamW (lr 1e-3, wd 0.01) and the SAME TensorLoader object for the training batches:
+  plain   per batch: x.to(dev), y.to(dev), forward, loss, zero_grad(set_to_none=True),
+          backward, [clip_grad_norm_], step. Nothing else: no loss or accuracy kept.
+  engine  Trainer.fit with save_dir=None (no checkpoints), no console sink, and a RunLog
+          writing events.jsonl (unless --no-run-log); per step it also accumulates loss and
+          accuracy on the device and reads them back every 0.25 s, as in a real run.
+Rows: gradient clipping off in both, then clipping at max-norm 1.0 in both.
+
+Timing: trials alternate engine-first and plain-first; each trial is several epochs. The
+training pass is timed from outside the engine by a sink that reads the clock at EpochStarted
+and ValidationStarted (the plain loop with the same clock around its batch loop). The ratio
+is the median over trials of engine/plain samples/s within the same trial. A second ratio
+covers the whole epoch with validation (the plain side then runs a plain inference pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from _common import child_env, interleave, median, paired_ratios, table, verdict
+
+TARGETS = {"tiny": 0.97, "cnn": 0.99}
+RESULT_TAG = "RESULT "
+
+
+# --------------------------------------------------------------------------- child process
+def build_workload(name: str, quick: bool):
+    """(train loader, val loader, model, epochs per trial, trials default)."""
+    import torch
+
+    from _training import ensure_repo_importable
+
+    ensure_repo_importable()
+    from tui_trainer.config import make_config
+    from tui_trainer.data import build_data
+    from tui_trainer.models import build_model
+
+    torch.manual_seed(0)
+    device = torch.device("cpu")
+    if name == "tiny":
+        config = make_config("digits", model="mlp", seed=0)
+        epochs = 2 if quick else 20
+    elif name == "cnn":
+        n_train = 64 if quick else 1024
+        config = make_config("synthetic", model="simplecnn", seed=0, augment=True, batch_size=32 if quick else 128,
+                             synthetic_train=n_train, synthetic_val=32 if quick else 256)
+        epochs = 1
+    else:
+        raise SystemExit(f"unknown workload {name!r}")
+    data = build_data(config, device)
+    model = build_model(config.model, data.input_shape, data.num_classes)
+    return data, model, epochs, config
+
+
+def run_child(args) -> None:
+    import torch
+
+    from _training import engine_epochs, make_sides, plain_epoch
+    from tui_trainer.runlog import RunLog
+
+    data, model, epochs, config = build_workload(args.child, args.quick)
+    device = torch.device("cpu")
+    loader, val_loader = data.train_loader, data.val_loader
+    samples_per_epoch = loader.num_samples
+    tmp = tempfile.TemporaryDirectory(prefix="engine-overhead-")
+    extra = [] if args.no_run_log else [RunLog(tmp.name)]
+    rows = []
+    for clip in args.clip:
+        sides = make_sides(model, lambda p: torch.optim.AdamW(p, lr=config.lr, weight_decay=config.weight_decay))
+
+        def engine_trial():
+            watch = engine_epochs(sides["engine"], loader, val_loader, device, clip, epochs, extra_sinks=extra,
+                                  num_classes=data.num_classes)
+            return sum(watch.train_s), sum(watch.epoch_s), median(watch.reported_rate)
+
+        def plain_trial():
+            times = [plain_epoch(sides["plain"], loader, device, clip, val_loader=val_loader) for _ in range(epochs)]
+            return sum(t for t, _ in times), sum(e for _, e in times), 0.0
+
+        # one untimed trial each: first-touch allocations, lazy imports (scikit-learn in the
+        # engine's final report), the allocator's caches
+        engine_trial(), plain_trial()
+        if args.profile:
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile()
+            prof.enable()
+            engine_trial()
+            prof.disable()
+            print(f"--- cProfile of one engine trial ({args.child}, clip {clip}) ---", file=sys.stderr)
+            pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+        results = interleave(args.trials, {"engine": engine_trial, "plain": plain_trial})
+        eng, pln = results["engine"], results["plain"]
+        n = samples_per_epoch * epochs
+        rows.append({
+            "workload": args.child, "clip": clip, "trials": args.trials, "epochs_per_trial": epochs,
+            "samples_per_trial": n, "batch_size": loader.batch_size,
+            "plain_rate": median([n / t for t, _, _ in pln]),
+            "engine_rate": median([n / t for t, _, _ in eng]),
+            "ratio": median(paired_ratios([t for t, _, _ in pln], [t for t, _, _ in eng])),
+            "ratio_min": min(paired_ratios([t for t, _, _ in pln], [t for t, _, _ in eng])),
+            "ratio_max": max(paired_ratios([t for t, _, _ in pln], [t for t, _, _ in eng])),
+            "ratio_with_val": median(paired_ratios([e for _, e, _ in pln], [e for _, e, _ in eng])),
+            "engine_reported_rate": median([r for _, _, r in eng]),
+        })
+    tmp.cleanup()
+    print(RESULT_TAG + json.dumps({"rows": rows, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+
+
+# --------------------------------------------------------------------------- parent
+def run_workload(name: str, args) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--trials", str(args.trials),
+           "--clip", ",".join(str(c) for c in args.clip)]
+    if args.quick:
+        cmd.append("--quick")
+    if args.no_run_log:
+        cmd.append("--no-run-log")
+    if args.profile:
+        cmd.append("--profile")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(),
+                          cwd=os.path.dirname(os.path.abspath(__file__)))
+    if args.profile and proc.stderr:
+        sys.stderr.write(proc.stderr)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG):])
+    sys.stderr.write(proc.stdout + proc.stderr)
+    raise SystemExit(f"engine_overhead: the {name} workload failed (exit {proc.returncode})")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one trial: checks the script, measures nothing")
+    p.add_argument("--trials", type=int, help="interleaved trials per side (default 9, quick 1)")
+    p.add_argument("--workloads", default="tiny,cnn", help="comma-separated: tiny, cnn")
+    p.add_argument("--clip", default="0,1.0", help="comma-separated max-norms; 0 = clipping off (default 0,1.0)")
+    p.add_argument("--no-run-log", action="store_true", help="engine without the events.jsonl sink")
+    p.add_argument("--profile", action="store_true", help="print a cProfile of one engine trial per row")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.clip = [float(c) for c in str(args.clip).split(",")]
+    if args.trials is None:
+        args.trials = 1 if args.quick else 9
+    if args.child:
+        run_child(args)
+        return 0
+
+    from _common import machine_line
+
+    started = time.perf_counter()
+    results = [run_workload(name, args) for name in args.workloads.split(",")]
+    rows = [row for r in results for row in r["rows"]]
+    print(f"engine overhead: Trainer.fit vs the plain loop, samples/s of the training pass "
+          f"(median of {args.trials} interleaved trials{', QUICK: not a measurement' if args.quick else ''})")
+    print(machine_line(with_torch=False) + f", torch {results[0]['torch']} ({results[0]['threads']} threads)")
+    print(table(
+        ["workload", "clip", "batch", "plain samples/s", "engine samples/s", "ratio", "trial range",
+         "ratio incl. val", "target", "verdict"],
+        [[r["workload"], "off" if not r["clip"] else f"{r['clip']:g}", r["batch_size"], f"{r['plain_rate']:,.0f}",
+          f"{r['engine_rate']:,.0f}", f"{r['ratio']:.3f}", f"{r['ratio_min']:.3f}-{r['ratio_max']:.3f}",
+          f"{r['ratio_with_val']:.3f}", f">= {TARGETS[r['workload']]}",
+          verdict(r["ratio"], TARGETS[r["workload"]])] for r in rows]))
+    print(f"({time.perf_counter() - started:.0f} s)")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"rows": rows, "torch": results[0]["torch"]}, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

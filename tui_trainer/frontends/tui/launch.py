@@ -1,0 +1,111 @@
+"""Starting the console: for a CLI run, for a user's own Trainer, and for a finished run."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+EXIT_CODES = {"quit": 130, "SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
+
+
+def _install_signal_handlers(app):
+    """SIGTERM, SIGHUP (the SSH connection dropped) and SIGINT save last.pth and leave.
+    The handlers only set flags; the engine acts on them at its next step boundary."""
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if app.quit_reason:
+            return
+        app.quit_and_save(name)
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _restore_signal_handlers(previous) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def run_tui(config, run_dir: Path, *, resume: bool = False) -> int:
+    from ...engine.control import Control
+    from ...runlog import RunLog
+    from ...runner import execute
+    from .app import TrainerApp
+    from .store import StateStore
+
+    control = Control()
+    store = StateStore()
+    log = RunLog(run_dir)
+
+    def job():
+        return execute(config, run_dir, [log, store], control, resume=resume)
+
+    app = TrainerApp(store, control, job)
+    previous = _install_signal_handlers(app)
+    try:
+        app.run()
+    finally:
+        control.request_stop("quit")  # in case the app died before the engine finished
+        _restore_signal_handlers(previous)
+        log.close()
+    return _exit_code(app, store)
+
+
+def _exit_code(app, store) -> int:
+    outcome = app.outcome
+    state = store.snapshot()
+    if isinstance(outcome, BaseException):
+        print(f"tui-trainer: error: {type(outcome).__name__}: {outcome}", file=sys.stderr)
+        return 1
+    if outcome is not None and getattr(outcome, "status", "") == "failed":
+        print(f"tui-trainer: error: {outcome.error}", file=sys.stderr)
+        return outcome.exit_code or 1
+    if app.quit_reason and state.status in ("INTERRUPTED", "STOPPING", "PREPARING", "RUNNING", "PAUSED"):
+        if state.last_checkpoint and state.info is not None:
+            print(f"tui-trainer: run saved; resume with: tui-trainer resume {state.info.run_dir}", file=sys.stderr)
+        return EXIT_CODES.get(app.quit_reason, 130)
+    return 0
+
+
+def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None):
+    """Open the console for a Trainer built in the user's own script; returns the histories."""
+    from ...runner import Outcome
+    from .app import TrainerApp
+    from .store import StateStore
+
+    store = StateStore()
+    trainer.events.add(store)
+
+    def job():
+        try:
+            trainer.fit(num_epochs, scheduler, early_stopping)
+            return Outcome(trainer.status)
+        except Exception as exc:  # noqa: BLE001 - shown in the app, re-raised below
+            return Outcome("failed", f"{type(exc).__name__}: {exc}", 1)
+
+    app = TrainerApp(store, trainer.control, job)
+    previous = _install_signal_handlers(app)
+    try:
+        app.run()
+    finally:
+        trainer.control.request_stop("quit")
+        _restore_signal_handlers(previous)
+    outcome = app.outcome
+    if outcome is not None and getattr(outcome, "status", "") == "failed":
+        raise RuntimeError(outcome.error)
+    return trainer.train_losses, trainer.train_accs, trainer.val_losses, trainer.val_accs
+
+
+def show_run(events_path: Path) -> int:
+    """Open a finished (or running) run's dashboard from its events.jsonl."""
+    from ...events import read_events
+    from ...state import replay
+    from .app import TrainerApp
+    from .store import StateStore
+
+    app = TrainerApp(StateStore(replay(read_events(events_path))))
+    app.run()
+    return 0

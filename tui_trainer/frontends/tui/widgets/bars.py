@@ -1,0 +1,39 @@
+"""Small text renderings shared by the panels: bars and colour thresholds."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+FULL, EMPTY = "█", "░"
+
+
+def bar(fraction: float, width: int, style: str = "green", empty_style: str = "grey42") -> Text:
+    fraction = min(1.0, max(0.0, fraction))
+    filled = int(round(fraction * width))
+    text = Text(FULL * filled, style=style)
+    text.append(EMPTY * (width - filled), style=empty_style)
+    return text
+
+
+def level_style(value: float | None, warn: float, hot: float) -> str:
+    """green below `warn`, yellow below `hot`, red above (load, memory, temperature)."""
+    if value is None:
+        return "grey50"
+    if value >= hot:
+        return "bold red"
+    if value >= warn:
+        return "yellow"
+    return "green"
+
+
+STATUS_STYLES = {
+    "PREPARING": "bold black on cyan",
+    "RUNNING": "bold black on green",
+    "PAUSED": "bold black on yellow",
+    "STOPPING": "bold black on dark_orange",
+    "FINISHED": "bold white on blue",
+    "EARLY STOPPED": "bold white on blue",
+    "STOPPED": "bold white on blue",
+    "INTERRUPTED": "bold black on yellow",
+    "FAILED": "bold white on red",
+}

@@ -1,0 +1,26 @@
+"""What every panel shares: remember the last state, redraw it when the panel is resized."""
+
+from __future__ import annotations
+
+from ....state import RunState
+
+
+class StatePanel:
+    """Mixin for panels with `show(state)`; a panel's size is known only after layout, so a
+    resize redraws the last state at the new size."""
+
+    _state: RunState | None = None
+    _key: tuple | None = None
+
+    def remember(self, state: RunState, key: tuple) -> bool:
+        """Store the state; True when `key` differs from what is on screen (so redraw)."""
+        self._state = state
+        if key == self._key:
+            return False
+        self._key = key
+        return True
+
+    def on_resize(self, event) -> None:
+        if self._state is not None:
+            self._key = None
+            self.show(self._state)  # type: ignore[attr-defined]

@@ -1,0 +1,80 @@
+"""The learning rate: the whole planned schedule drawn ahead, where the run is on it, and
+the changes nobody planned (plateau reductions, manual changes) as they happen."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from .... import fmt
+from ....state import RunState
+from .base import StatePanel
+from .charts import epoch_ticks, thin
+
+
+class LrChart(StatePanel, PlotextPlot):
+    DEFAULT_CSS = """
+    LrChart { height: 1fr; min-height: 4; }
+    """
+
+    def show(self, state: RunState) -> None:
+        pos = _position(state)
+        key = (state.lr_plan, state.lr_changes, len(state.epoch_lrs), round(pos, 2),
+               self.size.width, self.size.height)
+        if not self.remember(state, key):
+            return
+        plt = self.plt
+        plt.clear_figure()
+        max_points = max(10, 2 * max(10, self.size.width - 10))
+        if state.lr_plan:
+            xs, ys = zip(*state.lr_plan)
+            x, y = thin(xs, ys, max_points)
+            plt.plot(x, y, color=(150, 150, 150), marker="braille")
+        if state.epoch_lrs:
+            x, y = thin([e - 1 for e in state.epochs_done], state.epoch_lrs, max_points)
+            plt.plot(x, y, color="cyan", marker="braille")
+        if state.lr_changes:
+            plt.scatter([c[0] for c in state.lr_changes], [c[1] for c in state.lr_changes],
+                        marker="x", color="red")
+        if state.info is not None:
+            plt.vertical_line(pos, color="yellow")
+            plt.xlim(0, max(1, state.num_epochs))
+            epoch_ticks(plt, 0, max(1, state.num_epochs), self.size.width)
+        self.refresh()
+
+
+def _position(state: RunState) -> float:
+    if not state.steps:
+        return float(max(0, state.epoch - 1))
+    return max(0, state.epoch - 1) + min(state.step, state.steps) / state.steps
+
+
+class LrPanel(Vertical):
+    DEFAULT_CSS = """
+    LrPanel { height: 1fr; }
+    LrPanel #lr-text { height: 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="lr-text")
+        yield LrChart(id="lr-chart")
+
+    def show(self, state: RunState) -> None:
+        text = Text("lr ", style="grey70")
+        text.append(fmt.lr(state.lr), style="bold")
+        if state.info is not None:
+            text.append(f"  {state.info.scheduler}", style="grey62")
+            if not state.lr_plan:
+                text.append("  (follows val_loss)", style="grey50")
+        text.append("  ━ plan", style="grey58")
+        text.append(" ━ actual", style="cyan")
+        text.append(" │ now", style="yellow")
+        if state.lr_changes:
+            text.append(" × changed", style="red")
+        self.query_one("#lr-text", Static).update(text)
+        chart = self.query_one(LrChart)
+        if chart.display:
+            chart.show(state)
