@@ -25,6 +25,8 @@ class HeadlessPrinter:
         self.state = RunState()
         self._last_progress_t: float | None = None
         self._header_printed = False
+        self._started = False
+        self.showed_failure = False  # the CLI reports a failure on stderr unless the log showed it
 
     def _print(self, text: str = "") -> None:
         try:
@@ -45,6 +47,7 @@ class HeadlessPrinter:
     # ----- text lines -----
     def _on_RunStarted(self, e: ev.RunStarted) -> None:
         p = self._print
+        self._started = True
         what = "resuming" if e.resumed else "training"
         p(f"tui-trainer: {what} run {e.run_name}")
         if e.run_dir:
@@ -134,6 +137,9 @@ class HeadlessPrinter:
             self._print(f"resume with: tui-trainer resume {self.state.info.run_dir if self.state.info else ''}")
 
     def _on_RunFailed(self, e: ev.RunFailed) -> None:
+        if not self._started:
+            return  # a setup error (bad input): the CLI prints it once, on stderr
+        self.showed_failure = True
         self._print(f"error: {e.error}")
         if e.last_checkpoint:
             self._print(f"last good checkpoint: {e.last_checkpoint}")

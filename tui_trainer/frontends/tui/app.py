@@ -40,15 +40,15 @@ class TrainerApp(App[int]):
     TITLE = "tui-trainer"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
-        Binding("p", "toggle_pause", "Pause/Resume", id="pause", tooltip="Pause or resume training"),
-        Binding("space", "toggle_pause", "Pause/Resume", show=False),
-        Binding("s", "stop", "Stop early", id="stop", tooltip="Stop, evaluate the best model, show the report"),
-        Binding("c", "checkpoint", "Checkpoint", id="checkpoint", tooltip="Save last.pth now"),
-        Binding("plus", "lr_up", "LR×2", key_display="+", id="lr-up"),
-        Binding("minus", "lr_down", "LR÷2", key_display="-", id="lr-down"),
-        Binding("d", "toggle_view", "Report", id="view"),
+        Binding("p", "toggle_pause", "Pause", id="pause", tooltip="Pause or resume at the next step"),
+        Binding("space", "toggle_pause", "Pause", show=False),
+        Binding("s", "stop", "Stop", id="stop", tooltip="Stop early: evaluate the best model, show the report"),
+        Binding("c", "checkpoint", "Save", id="checkpoint", tooltip="Save a resumable last.pth now"),
+        Binding("plus", "lr_up", "LR×2", key_display="+", id="lr-up", tooltip="Double the learning rate"),
+        Binding("minus", "lr_down", "LR÷2", key_display="-", id="lr-down", tooltip="Halve the learning rate"),
+        Binding("d", "toggle_view", "Report", id="view", tooltip="Switch between dashboard and report"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
-        Binding("q", "quit_app", "Quit", id="quit"),
+        Binding("q", "quit_app", "Quit", id="quit", tooltip="Quit (asks first while training)"),
         Binding("ctrl+c", "quit_app", "Quit", show=False, priority=True),
     ]
 
@@ -110,8 +110,8 @@ class TrainerApp(App[int]):
     def _apply_size(self, width: int, height: int) -> None:
         screen = self.screen
         screen.set_class(width < MIN_WIDTH or height < MIN_HEIGHT, "-too-small")
-        screen.set_class(width < 110, "-narrow")
         screen.set_class(height < 32, "-compact")
+        screen.set_class(width < 110 and height >= 32, "-narrow")
         self.query_one(ReportPanel).set_class(width < 110, "-stacked")
         self.refresh_view(force=True)
 
@@ -148,7 +148,8 @@ class TrainerApp(App[int]):
 
     @property
     def running(self) -> bool:
-        return self.store.snapshot().active and self.job is not None
+        """A run this console can still act on (a replay without a Control is not)."""
+        return self.store.snapshot().active and self.control is not None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in CONTROL_ACTIONS:

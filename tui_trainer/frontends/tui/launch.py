@@ -29,7 +29,9 @@ def _restore_signal_handlers(previous) -> None:
         signal.signal(sig, handler)
 
 
-def run_tui(config, run_dir: Path, *, resume: bool = False) -> int:
+def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), trainer_options=None):
+    """The console for a CLI run, as the CLI builds it (tests use this too).
+    Returns (app, store, control, run_log)."""
     from ...engine.control import Control
     from ...runlog import RunLog
     from ...runner import execute
@@ -38,12 +40,21 @@ def run_tui(config, run_dir: Path, *, resume: bool = False) -> int:
 
     control = Control()
     store = StateStore()
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
     log = RunLog(run_dir)
 
     def job():
-        return execute(config, run_dir, [log, store], control, resume=resume)
+        try:
+            return execute(config, run_dir, [log, store, *extra_sinks], control, resume=resume,
+                           trainer_options=trainer_options)
+        finally:
+            log.close()
 
-    app = TrainerApp(store, control, job)
+    return TrainerApp(store, control, job), store, control, log
+
+
+def run_tui(config, run_dir: Path, *, resume: bool = False) -> int:
+    app, store, control, log = build_app(config, run_dir, resume=resume)
     previous = _install_signal_handlers(app)
     try:
         app.run()
@@ -70,8 +81,8 @@ def _exit_code(app, store) -> int:
     return 0
 
 
-def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None):
-    """Open the console for a Trainer built in the user's own script; returns the histories."""
+def build_trainer_app(trainer, num_epochs: int, scheduler=None, early_stopping=None):
+    """The console around a Trainer from the user's own script (no run directory needed)."""
     from ...runner import Outcome
     from .app import TrainerApp
     from .store import StateStore
@@ -83,10 +94,15 @@ def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None):
         try:
             trainer.fit(num_epochs, scheduler, early_stopping)
             return Outcome(trainer.status)
-        except Exception as exc:  # noqa: BLE001 - shown in the app, re-raised below
+        except Exception as exc:  # noqa: BLE001 - shown in the app, re-raised by train_in_tui
             return Outcome("failed", f"{type(exc).__name__}: {exc}", 1)
 
-    app = TrainerApp(store, trainer.control, job)
+    return TrainerApp(store, trainer.control, job)
+
+
+def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None):
+    """Open the console for a Trainer built in the user's own script; returns the histories."""
+    app = build_trainer_app(trainer, num_epochs, scheduler, early_stopping)
     previous = _install_signal_handlers(app)
     try:
         app.run()

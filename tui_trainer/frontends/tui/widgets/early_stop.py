@@ -38,20 +38,20 @@ class EarlyStopPanel(StatePanel, Static):
         style = "green" if frac < 0.5 else "yellow" if frac < 0.8 else "red"
         text = Text("patience ")
         text.append_text(bar(frac, max(5, min(width, 16)), style))
-        text.append(f" {counter}/{patience}\n", style="bold")
+        delta = es.min_delta if es else info.min_delta
+        text.append(f" {counter}/{patience}", style="bold")
+        text.append(f"  min_delta {delta:g}\n", style="grey62")
         if es and es.best_score is not None:
             text.append(f"best {es.monitor} ", style="grey70")
             text.append(f"{es.best_score:.4f}", style="bold")
             text.append(f" @ epoch {es.best_epoch}\n", style="grey70")
         else:
             text.append("best: after the first epoch\n", style="grey50")
-        delta = es.min_delta if es else info.min_delta
-        text.append(f"min_delta {delta:g}\n", style="grey70")
-        restore = "restore best weights" if info.restore_best else "keep the last weights"
+        restore = "restore best weights" if info.restore_best else "keep last weights"
         if es and es.triggered:
             text.append("triggered" + (": best weights restored" if info.restore_best else ""), style="bold yellow")
         elif state.active:
-            text.append(f"on trigger: stop, {restore}", style="grey62")
+            text.append(f"on trigger: {restore}", style="grey62")
         else:
             text.append("not triggered", style="grey62")
         return text

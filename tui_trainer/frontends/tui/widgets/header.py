@@ -1,49 +1,59 @@
-"""The top line: run name, dataset, model and size, device and precision, and the status."""
+"""The top line: run name, dataset, model and size, device and precision, and the status.
+The status badge sits in its own column, so a long run or GPU name can never push it off."""
 
 from __future__ import annotations
 
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
 from textual.widgets import Static
 
 from ....state import RunState
 from .bars import STATUS_STYLES
 
 
-class StatusHeader(Static):
+class StatusHeader(Horizontal):
     DEFAULT_CSS = """
     StatusHeader { height: 1; background: $boost; }
+    StatusHeader #header-info { width: 1fr; height: 1; }
+    StatusHeader #header-status { width: auto; height: 1; }
     """
 
     def __init__(self, **kwargs) -> None:
-        super().__init__("", **kwargs)
+        super().__init__(**kwargs)
         self._key: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="header-info")
+        yield Static("", id="header-status")
 
     def show(self, state: RunState, requested: str = "") -> None:
         key = (state.status, state.stage, state.info, requested)
         if key == self._key:
             return
         self._key = key
-        self.update(self.render_text(state, requested))
+        self.query_one("#header-info", Static).update(self.info_text(state))
+        self.query_one("#header-status", Static).update(self.status_text(state, requested))
 
     @staticmethod
-    def render_text(state: RunState, requested: str = "") -> Text:
-        text = Text(" tui-trainer ", style="bold")
+    def info_text(state: RunState) -> Text:
+        text = Text(" tui-trainer ", style="bold", no_wrap=True, overflow="ellipsis")
         info = state.info
         if info is not None:
             text.append("│ ", style="grey50")
-            text.append(info.run_name, style="bold cyan")
-            text.append(" │ ", style="grey50")
-            text.append(f"{info.dataset} · {info.model} ({info.num_params:,} params)")
+            text.append(f"{info.dataset} · {info.model} ({info.num_params:,} params)", style="bold")
             text.append(" │ ", style="grey50")
             device = info.device_name if info.device_name and info.device_name != info.device else info.device
             ranks = f" ×{info.world_size}" if info.world_size > 1 else ""
             text.append(f"{device}{ranks} · {info.precision}")
+            text.append(" │ ", style="grey50")
+            text.append(info.run_name, style="cyan")
         elif state.stage:
             text.append("│ ", style="grey50")
             text.append(f"preparing: {state.stage}…", style="italic")
-        status = state.status
-        label = f" {requested or status} "
-        style = "bold black on yellow" if requested else STATUS_STYLES.get(status, "bold")
-        text.append(" ")
-        text.append(label, style=style)
         return text
+
+    @staticmethod
+    def status_text(state: RunState, requested: str = "") -> Text:
+        style = "bold black on yellow" if requested else STATUS_STYLES.get(state.status, "bold")
+        return Text(f" {requested or state.status} ", style=style)

@@ -40,7 +40,7 @@ class LrChart(StatePanel, PlotextPlot):
             plt.scatter([c[0] for c in state.lr_changes], [c[1] for c in state.lr_changes],
                         marker="x", color="red")
         if state.info is not None:
-            plt.vertical_line(pos, color="yellow")
+            plt.vertical_line(pos, color=(255, 200, 0))
             plt.xlim(0, max(1, state.num_epochs))
             epoch_ticks(plt, 0, max(1, state.num_epochs), self.size.width)
         self.refresh()

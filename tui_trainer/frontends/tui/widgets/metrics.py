@@ -32,15 +32,16 @@ class MetricsPanel(Vertical):
             yield Sparkline((), id="acc-spark", summary_function=fmean)
         yield Static(_LEGEND, id="chart-legend")
         with Horizontal(id="charts"):
-            yield HistoryChart("loss", "loss per epoch", id="loss-chart")
-            yield HistoryChart("acc", "accuracy % per epoch", id="acc-chart")
+            yield HistoryChart("loss", "loss", id="loss-chart")
+            yield HistoryChart("acc", "accuracy %", id="acc-chart")
 
     def show(self, state: RunState) -> None:
         losses, accs = state.step_losses, state.step_accs
         loss_spark = self.query_one("#loss-spark", Sparkline)
         if loss_spark.data != losses:
-            loss_spark.data = losses
-            self.query_one("#acc-spark", Sparkline).data = accs
+            acc_spark = self.query_one("#acc-spark", Sparkline)
+            loss_spark.data, acc_spark.data = losses, accs
+            loss_spark.display = acc_spark.display = bool(losses)
             self.query_one("#loss-label", Static).update(_label("step loss", losses[-1] if losses else None, "{:.4f}"))
             self.query_one("#acc-label", Static).update(_label("step acc", accs[-1] if accs else None, "{:.2f}%"))
         for chart in self.query(HistoryChart):

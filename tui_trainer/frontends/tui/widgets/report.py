@@ -13,6 +13,7 @@ from textual.widgets import Static
 from .... import events as ev
 from .... import fmt
 from ....state import RunState
+from .charts import HistoryChart
 
 END_WORDS = {"FINISHED": "finished", "EARLY STOPPED": "stopped early", "STOPPED": "stopped by you",
              "INTERRUPTED": "interrupted", "FAILED": "failed"}
@@ -97,8 +98,11 @@ def _dur(seconds: float) -> str:
 
 
 class ReportPanel(VerticalScroll):
+    """Summary, confusion matrix, per-class scores, then the training history charts."""
+
     DEFAULT_CSS = """
     ReportPanel { height: 1fr; }
+    ReportPanel #report-history { height: 1fr; min-height: 8; margin-top: 1; }
     ReportPanel #report-summary { height: auto; margin-bottom: 1; }
     ReportPanel #report-tables { height: auto; }
     ReportPanel #report-cm { width: auto; height: auto; margin-right: 4; }
@@ -116,8 +120,13 @@ class ReportPanel(VerticalScroll):
         with Horizontal(id="report-tables"):
             yield Static("", id="report-cm")
             yield Static("", id="report-classes")
+        with Horizontal(id="report-history"):
+            yield HistoryChart("loss", "loss per epoch", id="report-loss")
+            yield HistoryChart("acc", "accuracy % per epoch", id="report-acc")
 
     def show(self, state: RunState) -> None:
+        for chart in self.query(HistoryChart):
+            chart.show(state)
         key = (state.report, state.status, state.end)
         if key == self._key:
             return

@@ -32,7 +32,7 @@ class SystemPanel(StatePanel, Static):
         s = state.system
         if s is None:
             return Text("waiting for the first reading", style="grey50")
-        bar_w = max(5, min(20, width - 24))
+        bar_w = max(5, min(20, width - 30))
         text = Text()
         text.append("CPU  ", style="grey70")
         text.append_text(bar(s.cpu_percent / 100, bar_w, level_style(s.cpu_percent, 70, 90)))
@@ -40,33 +40,32 @@ class SystemPanel(StatePanel, Static):
         ram = 100.0 * s.ram_used / s.ram_total if s.ram_total else 0.0
         text.append("RAM  ", style="grey70")
         text.append_text(bar(ram / 100, bar_w, level_style(ram, 75, 90)))
-        text.append(f" {fmt.size(s.ram_used)}/{fmt.size(s.ram_total)}\n")
-        text.append("proc ", style="grey70")
-        text.append(f"{fmt.size(s.process_rss)} resident")
+        text.append(f" {s.ram_used / 2**30:.1f}/{s.ram_total / 2**30:.0f}G")
+        text.append(f"  proc {fmt.size(s.process_rss)}", style="grey70")
         if not s.gpus:
             text.append(f"\n{s.gpu_error or 'no GPU'}", style="grey50")
         for g in s.gpus:
+            # Two lines per GPU: name, temperature and power; then utilisation and memory.
+            name = g.name.removeprefix("NVIDIA ").removeprefix("GeForce ")
             text.append(f"\nGPU{g.index} ", style="bold")
-            text.append(g.name[: max(8, width - 8)], style="grey70")
-            text.append("\n util ", style="grey70")
-            if g.utilization is not None:
-                text.append_text(bar(g.utilization / 100, max(5, bar_w - 4), level_style(g.utilization, 101, 101)))
-                text.append(f" {g.utilization:3.0f}%")
-            else:
-                text.append("n/a", style="grey50")
-            text.append("\n mem  ", style="grey70")
-            if g.memory_used is not None and g.memory_total:
-                frac = g.memory_used / g.memory_total
-                text.append_text(bar(frac, max(5, bar_w - 4), level_style(frac * 100, 80, 95)))
-                text.append(f" {fmt.size(g.memory_used)}/{fmt.size(g.memory_total)}")
-            else:
-                text.append("n/a", style="grey50")
-            text.append("\n ", style="grey70")
+            text.append(name[: max(6, width - 24)], style="grey70")
             if g.temperature is not None:
-                text.append(f"{g.temperature:.0f}°C", style=level_style(g.temperature, TEMP_WARN, TEMP_HOT))
-            else:
-                text.append("temp n/a", style="grey50")
+                text.append(f" {g.temperature:.0f}°C", style=level_style(g.temperature, TEMP_WARN, TEMP_HOT))
             if g.power_draw is not None:
                 limit = f"/{g.power_limit:.0f}" if g.power_limit else ""
-                text.append(f"  {g.power_draw:.0f}{limit} W", style="grey70")
+                text.append(f" {g.power_draw:.0f}{limit}W", style="grey70")
+            half = max(4, (bar_w - 2) // 2)
+            text.append("\n util ", style="grey70")
+            if g.utilization is not None:
+                text.append_text(bar(g.utilization / 100, half, "green"))
+                text.append(f"{g.utilization:4.0f}%")
+            else:
+                text.append("n/a  ", style="grey50")
+            text.append(" mem ", style="grey70")
+            if g.memory_used is not None and g.memory_total:
+                frac = g.memory_used / g.memory_total
+                text.append_text(bar(frac, half, level_style(frac * 100, 80, 95)))
+                text.append(f" {g.memory_used / 2**30:.1f}/{g.memory_total / 2**30:.0f}G")
+            else:
+                text.append("n/a", style="grey50")
         return text

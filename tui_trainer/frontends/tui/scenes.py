@@ -1,0 +1,175 @@
+"""Scripted runs: fixed event lists that drive the console through the same reducer as a live
+run. Snapshot tests and the screenshot script both use them, so what the README shows is what
+the tests check. No clocks, no live readings, no randomness: every value is computed from
+the arguments.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ... import events as ev
+from ...catalog import CIFAR10_CLASSES
+
+T0 = 1_800_000_000.0  # a fixed wall-clock origin
+EPOCH_SECONDS = 6.0
+STEPS = 391
+
+
+def _curve(epoch: int) -> tuple[float, float, float, float]:
+    """Plausible CIFAR-10 curves for SimpleCNN: train/val loss and accuracy at an epoch."""
+    train_loss = 0.45 + 1.35 * math.exp(-epoch / 9.0)
+    val_loss = 0.58 + 1.05 * math.exp(-epoch / 8.0) + 0.004 * max(0, epoch - 30) + 0.03 * math.sin(epoch * 1.7)
+    train_acc = 100 - 16 - 50 * math.exp(-epoch / 9.0)
+    val_acc = 100 - 19 - 45 * math.exp(-epoch / 8.0) + 0.8 * math.sin(epoch * 1.3)
+    return train_loss, train_acc, val_loss, val_acc
+
+
+def _cosine(lr: float, epoch: float, total: int) -> float:
+    return 0.5 * lr * (1 + math.cos(math.pi * epoch / total))
+
+
+def system_sample(t: float, gpu: bool) -> ev.SystemSample:
+    gpus = ()
+    if gpu:
+        gpus = (
+            ev.GpuSample(index=0, name="NVIDIA A100-SXM4-40GB", utilization=97.0, memory_used=int(9.3 * 2**30),
+                         memory_total=int(40 * 2**30), temperature=71.0, power_draw=312.0, power_limit=400.0),
+            ev.GpuSample(index=1, name="NVIDIA A100-SXM4-40GB", utilization=12.0, memory_used=int(36.8 * 2**30),
+                         memory_total=int(40 * 2**30), temperature=88.0, power_draw=95.0, power_limit=400.0),
+        )
+    return ev.SystemSample(t=t, cpu_percent=38.5, ram_used=int(21.4 * 2**30), ram_total=int(62.7 * 2**30),
+                           process_rss=int(3.1 * 2**30), gpus=gpus, gpu_error="" if gpu else "no GPU")
+
+
+def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, gpu: bool = True,
+              patience: int = 15, paused: bool = False, stop: str | None = None,
+              plateau_at: int | None = None, manual_lr_at: int | None = None) -> list[ev.Event]:
+    """A CIFAR-10 run: `epochs_done` full epochs, then `step` steps into the next one.
+
+    stop: None (still running), "early" (early stopping triggers after the last epoch and the
+    final report follows) or "user" (the user stopped; the report follows).
+    """
+    lr0 = 1e-3
+    events: list[ev.Event] = []
+    t = T0
+
+    def add(event_cls, **kw):
+        nonlocal t
+        events.append(event_cls(t=t, **kw))
+
+    for stage in ("loading torch", "loading data", "building model"):
+        add(ev.Preparing, stage=stage)
+        t += 1.5
+    plan = tuple((float(e), _cosine(lr0, e, num_epochs)) for e in range(num_epochs + 1))
+    add(ev.RunStarted, run_name="cifar10-simplecnn-20270115-093000", run_dir="runs/cifar10-simplecnn-20270115-093000",
+        dataset="cifar10", model="simplecnn", num_params=1_110_474, device="cuda:0" if gpu else "cpu",
+        device_name="NVIDIA A100-SXM4-40GB" if gpu else "cpu", precision="bf16" if gpu else "fp32",
+        num_epochs=num_epochs, start_epoch=0, steps_per_epoch=STEPS, batch_size=128, accum_steps=1,
+        train_size=50_000, val_size=10_000, num_classes=10, class_names=CIFAR10_CLASSES, optimizer="AdamW",
+        lr=lr0, scheduler="plateau" if plateau_at else "cosine", weight_decay=0.01,
+        lr_plan=() if plateau_at else plan, patience=patience, min_delta=0.0, restore_best=True,
+        clip_grad=1.0, checkpoint_every=10, seed=0)
+    add(ev.Notice, level="info", message="data on the GPU: 50,000 training images, augmentation in batches")
+    best_loss, best_loss_epoch, counter = math.inf, 0, 0
+    best_acc, best_epoch = -1.0, 0
+    lr = lr0
+    epoch_seconds = EPOCH_SECONDS if gpu else 26.0
+    rate = 50_000 / (epoch_seconds * 0.9)
+    for epoch in range(1, epochs_done + 1):
+        add(ev.EpochStarted, epoch=epoch, num_epochs=num_epochs, steps=STEPS)
+        t += epoch_seconds * 0.9
+        add(ev.ValidationStarted, epoch=epoch, steps=20)
+        t += epoch_seconds * 0.1
+        tl, ta, vl, va = _curve(epoch)
+        epoch_lr = lr if plateau_at else _cosine(lr0, epoch - 1, num_epochs)
+        if manual_lr_at and epoch == manual_lr_at:
+            add(ev.LrChanged, epoch=epoch, step=STEPS, old_lr=epoch_lr, new_lr=epoch_lr / 2, reason="manual")
+        is_best = va > best_acc
+        if is_best:
+            best_acc, best_epoch = va, epoch
+        add(ev.EpochEnd, epoch=epoch, num_epochs=num_epochs, train_loss=tl, train_acc=ta, val_loss=vl, val_acc=va,
+            lr=epoch_lr, epoch_time=epoch_seconds, train_time=epoch_seconds * 0.9, val_time=epoch_seconds * 0.1,
+            samples_per_sec=rate, is_best=is_best, best_epoch=best_epoch, best_val_acc=best_acc)
+        if plateau_at and epoch == plateau_at:
+            add(ev.LrChanged, epoch=epoch, step=STEPS, old_lr=lr, new_lr=lr / 2, reason="plateau")
+            lr /= 2
+        if vl < best_loss:
+            best_loss, best_loss_epoch, counter = vl, epoch, 0
+        else:
+            counter += 1
+        triggered = stop == "early" and epoch == epochs_done
+        if triggered:
+            counter = patience
+        add(ev.EarlyStopUpdate, epoch=epoch, counter=counter, patience=patience, best_score=best_loss,
+            best_epoch=best_loss_epoch, min_delta=0.0, improved=counter == 0, triggered=triggered)
+        if is_best:
+            add(ev.CheckpointSaved, epoch=epoch, kind="best", path="runs/x/best_model.pth")
+        if epoch % 10 == 0:
+            add(ev.CheckpointSaved, epoch=epoch, kind="periodic", path=f"runs/x/checkpoint_epoch_{epoch}.pth")
+        add(ev.CheckpointSaved, epoch=epoch, kind="last", path="runs/x/last.pth")
+        if epoch % 3 == 0:
+            add(ev.SystemSample, **{k: v for k, v in vars(system_sample(t, gpu)).items() if k != "t"})
+    if stop is None and step:
+        epoch = epochs_done + 1
+        add(ev.EpochStarted, epoch=epoch, num_epochs=num_epochs, steps=STEPS)
+        tl, ta, _, _ = _curve(epoch)
+        shown = 0
+        for i in range(1, 41):
+            s = min(step, round(step * i / 40))
+            if s <= shown:
+                continue
+            shown = s
+            t += epoch_seconds * 0.9 * (step / STEPS) / 40
+            wobble = 0.08 * math.sin(i * 0.9) + 0.03 * math.cos(i * 2.3)
+            add(ev.StepProgress, epoch=epoch, step=s, steps=STEPS, samples=s * 128, loss=tl + wobble,
+                acc=ta - 60 * wobble, epoch_loss=tl, epoch_acc=ta, lr=_cosine(lr0, epoch - 1, num_epochs),
+                samples_per_sec=rate, elapsed=t - T0 - 4.5)
+        add(ev.SystemSample, **{k: v for k, v in vars(system_sample(t, gpu)).items() if k != "t"})
+        if paused:
+            add(ev.Paused, epoch=epoch, step=step)
+            t += 95.0
+    if stop is not None:
+        if stop == "user":
+            add(ev.StopRequested, reason="user")
+        add(ev.Notice, level="info", message=f"loaded the best model (epoch {best_epoch}, val acc {best_acc:.2f}%)")
+        t += 3.0
+        add(ev.EvaluationReport, **report_fields(best_epoch, best_acc / 100))
+        add(ev.RunFinished, status="early_stopped" if stop == "early" else "stopped", epochs_completed=epochs_done,
+            best_epoch=best_epoch, best_val_acc=best_acc, elapsed=t - T0, last_checkpoint="runs/x/last.pth")
+    return events
+
+
+def report_fields(best_epoch: int, accuracy: float) -> dict:
+    """A CIFAR-10-like confusion matrix near `accuracy` (cats and dogs confused, as they are)."""
+    n = 10
+    confusions = {(3, 5): 112, (5, 3): 95, (1, 9): 38, (9, 1): 44, (2, 4): 41, (4, 2): 37, (0, 8): 36,
+                  (8, 0): 29, (3, 6): 33, (4, 7): 30, (7, 4): 26, (6, 3): 21, (2, 6): 25, (5, 7): 22}
+    base = [[0 if i == j else confusions.get((i, j), 1 + (i * 7 + j * 3) % 6) for j in range(n)] for i in range(n)]
+    scale = (1.0 - accuracy) * 1000 * n / sum(map(sum, base))
+    cm = [[round(v * scale) for v in row] for row in base]
+    for i in range(n):
+        cm[i][i] = 1000 - sum(cm[i])
+    support = [sum(row) for row in cm]
+    predicted = [sum(cm[i][j] for i in range(n)) for j in range(n)]
+    precision = [cm[j][j] / predicted[j] for j in range(n)]
+    recall = [cm[i][i] / support[i] for i in range(n)]
+    f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall)]
+    total = sum(support)
+    weighted = lambda xs: sum(x * s for x, s in zip(xs, support)) / total  # noqa: E731
+    return dict(split="validation", loss=0.6123, accuracy=sum(cm[i][i] for i in range(n)) / total,
+                precision=weighted(precision), recall=weighted(recall), f1=weighted(f1),
+                macro_precision=sum(precision) / n, macro_recall=sum(recall) / n, macro_f1=sum(f1) / n,
+                class_names=CIFAR10_CLASSES, per_class_precision=tuple(precision), per_class_recall=tuple(recall),
+                per_class_f1=tuple(f1), support=tuple(support), confusion_matrix=tuple(tuple(r) for r in cm),
+                best_epoch=best_epoch)
+
+
+SCENES = {
+    "running": lambda: cifar_run(12, 180, gpu=True),
+    "running-cpu": lambda: cifar_run(12, 180, gpu=False),
+    "paused": lambda: cifar_run(12, 180, gpu=True, paused=True, manual_lr_at=7),
+    "early-stopped": lambda: cifar_run(38, 0, gpu=True, stop="early"),
+    "stopped": lambda: cifar_run(9, 0, gpu=False, stop="user", plateau_at=6),
+    "preparing": lambda: cifar_run(0, 0)[:2],
+}

@@ -1,0 +1,14 @@
+"""Build the console around a scripted scene (snapshot tests, screenshots)."""
+
+from __future__ import annotations
+
+from ...engine.control import Control
+from ...state import replay
+from .app import TrainerApp
+from .scenes import SCENES
+from .store import StateStore
+
+
+def scene_app(name: str, *, with_control: bool = True) -> TrainerApp:
+    """A console showing scene `name`; its keys act on a Control that no engine reads."""
+    return TrainerApp(StateStore(replay(SCENES[name]())), Control() if with_control else None)
