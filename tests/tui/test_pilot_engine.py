@@ -158,3 +158,20 @@ async def test_a_users_own_trainer_opens_the_same_console(tmp_path):
     assert app.outcome.status == "finished"
     assert len(trainer.val_accs) == 3
     assert app.store.snapshot().report is not None
+
+
+async def test_a_failing_run_shows_the_error_and_exits_non_zero(tmp_path, capsys):
+    from tui_trainer.frontends.tui.launch import _exit_code
+
+    run_dir = tmp_path / "run"
+    config = tiny_config(run_dir, lr=1e12, clip_grad=0.0, scheduler="none")
+    app, store, control, _ = build_app(config, run_dir)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: store.snapshot().status == "FAILED", what="FAILED")
+        await pilot.pause(0.2)
+        assert "FAILED" in str(app.query_one("#header-status").render())
+        events_text = str(app.query_one("#events").render())
+        assert "non-finite loss at epoch" in events_text
+        await pilot.press("q")
+    assert _exit_code(app, store) == 1
+    assert "non-finite loss at epoch" in capsys.readouterr().err

@@ -8,7 +8,6 @@ metrics stay on the device and are read back a few times per second, and control
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -37,10 +36,18 @@ STOP_OUTCOMES = {"user": ("stopped", True), "signal": ("interrupted", True),
 class CheckpointWriteError(RuntimeError):
     """Writing a checkpoint failed (full disk, permissions); the previous file is intact."""
 
+    def __init__(self, message: str, epoch: int = 0, step: int = 0) -> None:
+        super().__init__(message)
+        self.epoch, self.step = epoch, step  # where the run was when the save failed
+
 
 class _StopTraining(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
+
+
+class _StopValidation(Exception):
+    """A stop was requested during validation: a quit must not wait for a long validation pass."""
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -144,11 +151,14 @@ class Trainer:
         try:
             self._fit()
         except BaseException as exc:
-            epoch, step = (exc.epoch, exc.step) if isinstance(exc, NonFiniteLossError) else (self.epoch + 1, 0)
+            epoch, step = (exc.epoch, exc.step) if isinstance(exc, (NonFiniteLossError, CheckpointWriteError)) \
+                else (self.epoch + 1, 0)
             message = str(exc) if isinstance(exc, (NonFiniteLossError, CheckpointWriteError, UserError)) \
                 else f"{type(exc).__name__}: {exc}"
             if isinstance(exc, KeyboardInterrupt):
                 message = "interrupted"
+            if self.dist is not None:  # another rank's recorded error rather than the lost connection
+                message = self.dist.describe_failure(exc, message)
             self.status = "failed"
             self.emit(ev.RunFailed(error=message, epoch=epoch, step=step,
                                    last_checkpoint=self._newest_checkpoint()))
@@ -220,7 +230,13 @@ class Trainer:
         lr_at_start = self.optimizer.param_groups[0]["lr"]
         train_loss, train_acc, skipped, rate, train_time = self._train_epoch(epoch)
         t1 = time.perf_counter()
-        val_loss, val_acc = self._validate(epoch)
+        try:
+            val_loss, val_acc = self._validate(epoch)
+        except _StopValidation:
+            # Training of this epoch is done, validation is not: save that point (a resume runs the
+            # validation again) and stop now rather than after the whole pass.
+            self._service(epoch, self.steps_per_epoch(), sums=self._epoch_sums)
+            raise _StopTraining(self.control.stop_reason or "user") from None
         val_time = time.perf_counter() - t1
         self.epoch = epoch
         self._step_scheduler_epoch(epoch, val_loss)
@@ -281,7 +297,8 @@ class Trainer:
         sums = {"loss": 0.0, "correct": 0, "count": 0, "skipped": 0}
         if resume is not None:
             start_step = resume["step"]
-            sums = dict(resume["sums"])
+            if self.is_main:  # under torchrun the saved sums cover every rank: rank 0 carries them
+                sums = dict(resume["sums"])
         pending_loss: list[torch.Tensor] = []
         pending_out: list[torch.Tensor] = []
         pending_y: list[torch.Tensor] = []
@@ -317,10 +334,12 @@ class Trainer:
                         raise NonFiniteLossError(epoch, first_step + i)
                     window_loss += value * bs
                     window_count += bs
+                    # Added one step at a time, so the epoch's float sum is the same however the
+                    # read-backs fell (and after a mid-epoch resume, which starts from a saved sum).
+                    sums["loss"] += value * bs
                 window_correct = int(values[-1])
                 pending_loss.clear(); pending_out.clear(); pending_y.clear(); pending_bs.clear()
                 pending_elems = 0
-                sums["loss"] += window_loss
                 sums["correct"] += window_correct
                 sums["count"] += window_count
                 window = (window_loss / window_count, 100.0 * window_correct / window_count)
@@ -330,11 +349,12 @@ class Trainer:
             last_report = now
             if final or window is None or not self.is_main:
                 return
+            world = dist.world_size if dist is not None else 1
             self.emit(ev.StepProgress(
-                epoch=epoch, step=step, steps=steps, samples=sums["count"], loss=window[0], acc=window[1],
+                epoch=epoch, step=step, steps=steps, samples=sums["count"] * world, loss=window[0], acc=window[1],
                 epoch_loss=sums["loss"] / max(1, sums["count"]),
                 epoch_acc=100.0 * sums["correct"] / max(1, sums["count"]),
-                lr=opt.param_groups[0]["lr"], samples_per_sec=rate(now), elapsed=self._active_time
+                lr=opt.param_groups[0]["lr"], samples_per_sec=rate(now) * world, elapsed=self._active_time
                 + (now - epoch_t0) - (self._paused_time - paused_at_start), skipped=sums["skipped"]))
 
         def rate(now: float) -> float:
@@ -369,7 +389,9 @@ class Trainer:
                         if not last_in_group:
                             continue
                     else:
-                        scaled = loss / n_group
+                        # Without accumulation the division is by 1: exact, but its autograd node
+                        # costs more than the rest of the step's bookkeeping on a small model.
+                        scaled = loss / n_group if n_group > 1 else loss
                         (self.scaler.scale(scaled) if self.scaler else scaled).backward()
                         pending_loss.append(loss.detach())
                         pending_out.append(out.detach())
@@ -386,7 +408,7 @@ class Trainer:
                         readback(final=True)
                         rate_t0, rate_samples0, rate_paused0 = time.perf_counter(), sums["count"], self._paused_time
                     if dist is not None:
-                        dist.exchange_requests(control)
+                        dist.exchange_requests(control, samples=sums["count"])
                     if control.pending:
                         self._service(epoch, step, sums=sums, flush=lambda: readback(final=True))
                 now = time.perf_counter()
@@ -395,6 +417,7 @@ class Trainer:
             readback(final=True)
         finally:
             pending_loss.clear(); pending_out.clear(); pending_y.clear()
+        self._epoch_sums = dict(sums)  # a stop during validation saves them (see _run_epoch)
         train_time = time.perf_counter() - epoch_t0 - (self._paused_time - paused_at_start)
         self._active_time += train_time
         totals = [sums["loss"], sums["correct"], sums["count"], sums["skipped"]]
@@ -446,12 +469,15 @@ class Trainer:
         requests: Requests = control.take()
         if requests.lr_factor != 1.0:
             self._scale_lr(requests.lr_factor, epoch, step)
-        if requests.checkpoint or requests.stop:
+        progressed = self.epoch > 0 or step > 0  # nothing trained yet: nothing worth saving
+        if (requests.checkpoint or requests.stop) and progressed:
             if flush is not None:
                 flush()
             # Mid-epoch (even after its last step, before validation) the checkpoint records the
             # step and the epoch's running sums, so a resume continues from exactly here.
             progress = {"step": step, "sums": dict(sums)} if sums is not None and step > 0 else None
+            if progress is not None and self.dist is not None:
+                progress["sums"] = self.dist.reduce_sums(sums)
             kind = "manual" if requests.checkpoint and not requests.stop else "last"
             self.save("last.pth", kind, progress=progress)
         if requests.stop:
@@ -475,12 +501,22 @@ class Trainer:
         self.emit(ev.LrChanged(epoch=epoch, step=step, old_lr=old, new_lr=new, reason="manual"))
 
     # ------------------------------------------------------------------ validation and report
+    def _stoppable(self, loader):
+        control = self.control
+        for batch in loader:
+            if control.pending and control.stop_reason is not None:
+                raise _StopValidation
+            yield batch
+
     def _validate(self, epoch: int) -> tuple[float, float]:
         loader = self.val_loader
         steps = len(loader) if not self.limit_batches else min(len(loader), self.limit_batches)
         self.emit(ev.ValidationStarted(epoch=epoch, steps=steps))
+        model = self.dist.eval_model(self.model) if self.dist is not None else self.model
+        if self.dist is None:  # ranks stop together at step boundaries only
+            loader = self._stoppable(loader)
         targets, preds, loss_sum, count = predict(
-            self.model, loader, self.device, self.criterion, self.precision.autocast,
+            model, loader, self.device, self.criterion, self.precision.autocast,
             self.limit_batches, self.channels_last)
         correct = int((targets == preds).sum()) if count else 0
         totals = [loss_sum, correct, count]
@@ -495,10 +531,14 @@ class Trainer:
     def _final_evaluation(self) -> None:
         if self.epoch == 0:
             return  # stopped before any epoch finished: nothing to report on
-        self.load_best_model()
+        try:
+            self.load_best_model()
+        except ckpt.CheckpointError as exc:  # damaged on disk since it was written: report on what we have
+            self.emit(ev.Notice(level="warning", message=f"{exc}; evaluating the current weights instead"))
         self.emit(ev.Preparing(stage="evaluating", detail="final evaluation of the best model"))
+        model = self.dist.eval_model(self.model) if self.dist is not None else self.model
         targets, preds, loss_sum, count = predict(
-            self.model, self.val_loader, self.device, self.criterion, self.precision.autocast,
+            model, self.val_loader, self.device, self.criterion, self.precision.autocast,
             self.limit_batches, self.channels_last)
         num_classes = self.num_classes or int(max(targets.max(initial=0), preds.max(initial=0)) + 1)
         cm = torch.zeros(num_classes * num_classes, dtype=torch.int64)
@@ -522,10 +562,10 @@ class Trainer:
         data.update({"best_epoch": self.best_epoch, "best_val_acc": self.best_val_acc,
                      "epochs_completed": self.epoch, "status": self.status,
                      "history": self._history_dict()})
-        tmp = self.save_dir / ".report.json.tmp"
+        from ..runlog import write_json_atomic
+
         try:
-            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, self.save_dir / "report.json")
+            write_json_atomic(self.save_dir / "report.json", data)
         except OSError as exc:
             self.emit(ev.Notice(level="error", message=f"could not write report.json: {exc}"))
 
@@ -557,12 +597,19 @@ class Trainer:
             "num_classes": self.num_classes, "class_names": list(self.class_names or ()),
             "model_name": self.model_name, "config": self.config,
             "active_time": self._active_time,
+            "world_size": self.dist.world_size if self.dist is not None else 1,
         }
 
     def save(self, filename: str, kind: str, progress: dict | None = None) -> Path | None:
-        if self.save_dir is None or not self.is_main:
+        if self.save_dir is None:
+            return None
+        # Every rank reaches each save; each sends rank 0 its random state, for an exact resume.
+        rank_rng = self.dist.gather_rng() if self.dist is not None else None
+        if not self.is_main:
             return None
         state = self.state_dict(progress)
+        if rank_rng is not None:
+            state["rank_rng"] = rank_rng
         if not ckpt.all_finite(state["model_state_dict"]):
             raise NonFiniteLossError(self.epoch + (1 if progress else 0), progress["step"] if progress else 0,
                                      phase="weights")
@@ -571,7 +618,8 @@ class Trainer:
             ckpt.atomic_save(state, path)
         except OSError as exc:
             raise CheckpointWriteError(f"could not write {path}: {exc.strerror or exc}; "
-                                       "the previous checkpoint is intact") from None
+                                       "the previous checkpoint is intact",
+                                       self.epoch + (1 if progress else 0), progress["step"] if progress else 0) from None
         self.emit(ev.CheckpointSaved(epoch=self.epoch + (1 if progress else 0), kind=kind, path=str(path),
                                      step=progress["step"] if progress else 0))
         return path

@@ -3,6 +3,7 @@ RunState, maps keys onto the Control, and runs the engine in a Textual thread wo
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 from textual.app import App, ComposeResult
@@ -66,6 +67,7 @@ class TrainerApp(App[int]):
         self._shown_status = ""
         self._exit_when_done = False
         self._worker: Worker | None = None
+        self.engine_done = threading.Event()  # set when the job returned (or failed)
         if job is not None:
             store.wake = lambda name: self.post_message(StateWake())
 
@@ -101,7 +103,10 @@ class TrainerApp(App[int]):
                                            group="engine")
 
     def _run_job(self):
-        self.outcome = self.job()
+        try:
+            self.outcome = self.job()
+        finally:
+            self.engine_done.set()
         return self.outcome
 
     def on_resize(self, event) -> None:

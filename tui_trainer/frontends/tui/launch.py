@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 EXIT_CODES = {"quit": 130, "SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
 
 
-def _install_signal_handlers(app):
+HANGUP_GRACE = 60.0  # seconds the engine gets to save after the terminal went away
+
+
+def _install_signal_handlers(app, on_hangup=None):
     """SIGTERM, SIGHUP (the SSH connection dropped) and SIGINT save last.pth and leave.
-    The handlers only set flags; the engine acts on them at its next step boundary."""
+    The handlers only set flags; the engine acts on them at its next step boundary.
+
+    After a hang-up the terminal is gone and the UI can neither draw nor restore it (its
+    writes would block forever), so once the engine has saved, the process exits directly."""
     def handler(signum, frame):
         name = signal.Signals(signum).name
         if app.quit_reason:
             return
         app.quit_and_save(name)
+        if signum == signal.SIGHUP:
+            threading.Thread(target=_exit_after_engine, args=(app, on_hangup), daemon=True).start()
 
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         previous[sig] = signal.signal(sig, handler)
     return previous
+
+
+def _exit_after_engine(app, on_hangup) -> None:
+    app.engine_done.wait(HANGUP_GRACE)
+    if on_hangup is not None:
+        on_hangup()
+    os._exit(EXIT_CODES["SIGHUP"])
 
 
 def _restore_signal_handlers(previous) -> None:
@@ -55,7 +72,7 @@ def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), tr
 
 def run_tui(config, run_dir: Path, *, resume: bool = False) -> int:
     app, store, control, log = build_app(config, run_dir, resume=resume)
-    previous = _install_signal_handlers(app)
+    previous = _install_signal_handlers(app, on_hangup=log.close)
     try:
         app.run()
     finally:
