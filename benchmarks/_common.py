@@ -13,18 +13,18 @@ import platform
 import statistics
 import subprocess
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def interleave(trials: int, sides: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
-    """Run each side once per trial, alternating which goes first; returns each side's
-    list of results (whatever the callables measure, e.g. seconds)."""
+def interleave(trials: int, sides: dict[str, Callable[[], Any]]) -> dict[str, list[Any]]:
+    """Run each side once per trial, alternating which goes first (first to last, then last
+    to first); returns each side's list of results (whatever the callables measure)."""
     names = list(sides)
-    results: dict[str, list[float]] = {name: [] for name in names}
+    results: dict[str, list[Any]] = {name: [] for name in names}
     for trial in range(trials):
         order = names if trial % 2 == 0 else names[::-1]
         for name in order:
@@ -72,6 +72,14 @@ def machine_line(with_torch: bool = True) -> str:
         if torch.cuda.is_available():
             parts.append(f"GPU: {torch.cuda.get_device_name(0)}")
     return ", ".join(parts)
+
+
+def load_average() -> str:
+    """The 1-minute load average: other processes on the machine are part of the noise."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return "n/a"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -77,7 +77,7 @@ def plain_epoch(side: Side, loader, device: torch.device, clip: float, *, val_lo
 
     `model` overrides side.model (e.g. a torch.compile'd wrapper of it).
     """
-    model = model or side.model
+    model = model if model is not None else side.model
     opt, criterion = side.optimizer, side.criterion
     use_autocast = autocast_dtype is not None
     synchronize(device)
@@ -125,7 +125,7 @@ def engine_epochs(side: Side, loader, val_loader, device: torch.device, clip: fl
                   num_classes: int = 10) -> EpochStopwatch:
     """`epochs` epochs of `Trainer.fit` (no checkpoints, no console); returns the stopwatch."""
     watch = EpochStopwatch()
-    trainer = Trainer(model or side.model, loader, val_loader, side.criterion, side.optimizer, device,
+    trainer = Trainer(model if model is not None else side.model, loader, val_loader, side.criterion, side.optimizer, device,
                       save_dir=None, sinks=[watch, *extra_sinks], clip_grad=clip, amp=amp,
                       checkpoint_every=0, num_classes=num_classes, channels_last=channels_last,
                       compiled=compiled)

@@ -97,3 +97,14 @@ def scripted_optimizer():
 
     return ScriptedOptimizer
 
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread during the test. On a busy 2-core machine two OpenMP threads stall
+    each other and small models train several times slower; results do not depend on it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

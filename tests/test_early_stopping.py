@@ -13,6 +13,8 @@ from tui_trainer import events as ev
 from tui_trainer.data.loader import TensorLoader
 from tui_trainer.engine import EarlyStopping, Trainer
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def snapshot(model: torch.nn.Module) -> dict:
     return copy.deepcopy(model.state_dict())

@@ -17,6 +17,8 @@ from tui_trainer.data.loader import TensorLoader
 from tui_trainer.engine import Trainer, train_epoch, validate_epoch
 from tui_trainer.engine.metrics import evaluate_classification
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CE = torch.nn.CrossEntropyLoss
 
 
@@ -187,7 +189,8 @@ def test_training_reads_metrics_back_a_few_times_not_every_step(blobs, monkeypat
 
 @pytest.fixture
 def separable():
-    """Well separated 3-class data, and a linear model that classifies all of it."""
+    """Well separated 3-class data, and a linear model that classifies all of it except two
+    mislabelled validation samples (so that per-class precision and recall differ)."""
     g = torch.Generator().manual_seed(5)
     centres = torch.tensor([[6.0, 0.0], [-6.0, 6.0], [-6.0, -6.0]])
     y = torch.arange(45) % 3
@@ -199,6 +202,7 @@ def separable():
         good.weight.copy_(centres / 6)
         good.bias.zero_()
         assert bool((good(vx).argmax(1) == vy).all())
+    vy[0], vy[1] = 1, 2  # a class-0 sample labelled 1, a class-1 sample labelled 2
     return x, y, vx, vy, good.state_dict()
 
 
@@ -224,7 +228,7 @@ def test_run_writes_checkpoints_and_report_and_ends_with_the_best_model(tmp_path
                       sinks=[sink], checkpoint_every=2, class_names=names, num_classes=3)
     histories = trainer.fit(4)
 
-    assert [e.val_acc for e in sink.of(ev.EpochEnd)] == pytest.approx([100 / 3, 100.0, 0.0, 100.0])
+    assert [e.val_acc for e in sink.of(ev.EpochEnd)] == pytest.approx([900 / 30, 2800 / 30, 0.0, 2800 / 30])
     assert trainer.best_epoch == 2 and histories[3] == trainer.val_accs
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["best_model.pth", "checkpoint_epoch_2.pth", "checkpoint_epoch_4.pth", "last.pth", "report.json"]
@@ -254,6 +258,14 @@ def test_run_writes_checkpoints_and_report_and_ends_with_the_best_model(tmp_path
     assert report["best_epoch"] == 2 and report["status"] == "finished" and report["epochs_completed"] == 4
     assert report["accuracy"] == pytest.approx(accuracy_score(vy, preds))
     assert (report["precision"], report["recall"], report["f1"]) == pytest.approx((p, r, f))
+    mp, mr, mf, _ = precision_recall_fscore_support(vy, preds, average="macro", zero_division=0)
+    assert (report["macro_precision"], report["macro_recall"], report["macro_f1"]) == pytest.approx((mp, mr, mf))
+    cp, cr, cf, support = precision_recall_fscore_support(vy, preds, average=None, zero_division=0)
+    assert report["per_class_precision"] == pytest.approx(list(cp))
+    assert report["per_class_recall"] == pytest.approx(list(cr))
+    assert report["per_class_f1"] == pytest.approx(list(cf))
+    assert report["support"] == [9, 10, 11] == list(support)
+    assert report["per_class_precision"][0] == pytest.approx(0.9) and report["per_class_recall"][0] == 1.0
     assert report["class_names"] == list(names)
     assert report["confusion_matrix"] == confusion_matrix(vy, preds).tolist()
     assert report["history"]["val_acc"] == pytest.approx(trainer.val_accs)

@@ -3,7 +3,7 @@
 the plain log (a pipe, a file, --headless, TERM=dumb).
 
 Exit codes: 0 finished, early-stopped or stopped by the user; 1 training failed; 2 bad
-input; 130 interrupted (SIGINT); 143 terminated (SIGTERM).
+input; 130 interrupted (SIGINT); 143 terminated (SIGTERM); 129 hung up (SIGHUP, headless).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .config import RunConfig, make_config, parse_shape
 from .errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+EXIT_SIGHUP = 129
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,6 +75,9 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
                                                          "(automatic when stdout is not a terminal)")
     g.add_argument("--log-format", choices=catalog.LOG_FORMATS, default="text",
                    help="headless output: aligned text (default) or JSON lines")
+    g = p.add_argument_group("under torchrun")
+    g.add_argument("--dist-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="how long a process waits for the others before the run fails (default 600)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,10 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except UserError as exc:
-        print(f"tui-trainer: error: {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for every process
+            print(f"tui-trainer: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
         return EXIT_FAILED
+    except KeyboardInterrupt:  # Ctrl-C before the run's own handlers were installed
+        print("tui-trainer: interrupted", file=sys.stderr)
+        return EXIT_SIGINT
 
 
 def _main(argv: list[str] | None) -> int:
@@ -143,6 +151,10 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_USAGE
     if args.command == "list":
         return cmd_list()
+    if args.command in ("run", "resume") and _under_torchrun():
+        from .torchrun import run_command
+
+        return run_command(args, cmd_run if args.command == "run" else cmd_resume)
     if args.command == "run":
         return cmd_run(args)
     if args.command == "resume":
@@ -176,6 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runlog.check_new_run_dir(run_dir)
     config = config.replace(run_dir=str(run_dir))
     created = not run_dir.exists()
+    existing = set() if created else {p.name for p in run_dir.iterdir()}
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = runlog.RunDirLock(run_dir).acquire()
@@ -186,16 +199,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         code = _launch(args, config, run_dir, resume=False)
     finally:
         lock.release()
-    if code == EXIT_USAGE and created:
-        _remove_failed_run_dir(run_dir)
+    if code == EXIT_USAGE:
+        _remove_failed_run_dir(run_dir, None if created else existing)
     return code
 
 
-def _remove_failed_run_dir(run_dir: Path) -> None:
-    """A run that failed on bad input before training leaves nothing behind."""
+def _remove_failed_run_dir(run_dir: Path, existing: set[str] | None) -> None:
+    """A run that failed on bad input before training leaves nothing behind: the directory it
+    created, or in a directory that was already there, the files it added."""
     if any(p.suffix == ".pth" for p in run_dir.iterdir()):
         return
-    shutil.rmtree(run_dir, ignore_errors=True)
+    if existing is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for p in run_dir.iterdir():
+        if p.name not in existing and p.is_file():
+            p.unlink(missing_ok=True)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -225,25 +244,53 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise UserError(f"cannot write to run directory {run_dir}")
     # Fail fast, before torch loads, when there is no checkpoint file at all.
     if not any(run_dir.glob("*.pth")):
-        raise UserError(f"no checkpoint in {run_dir} (expected last.pth or checkpoint_epoch_N.pth)")
-    lock = runlog.RunDirLock(run_dir).acquire()
+        raise UserError(f"no checkpoint in {run_dir}: the run stopped before it saved one, so there is nothing "
+                        "to resume; start it again with `tui-trainer run` (a new --run-dir, or delete this one)")
+    # The lock file keeps its bytes until the resume is accepted: a refused resume changes nothing.
+    lock = runlog.RunDirLock(run_dir).acquire(record_pid=False)
     try:
+        chosen = None
+        if not wants_tui(args):
+            # Headless: choose and check the checkpoint (this loads torch) before anything is written.
+            from .runner import select_checkpoint
+
+            chosen = select_checkpoint(run_dir, config)
+        lock.record_pid()
         if args.epochs is not None:
             runlog.write_json_atomic(config_path, config.to_dict())
-        return _launch(args, config, run_dir, resume=True)
+        return _launch(args, config, run_dir, resume=True, checkpoint=chosen)
     finally:
         lock.release()
 
 
-def _launch(args, config: RunConfig, run_dir: Path, resume: bool) -> int:
+def _under_torchrun() -> bool:
+    """One of several processes started by torchrun (see torchrun.py)."""
+    return "RANK" in os.environ and os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1")
+
+
+def _launch(args, config: RunConfig, run_dir: Path, resume: bool, checkpoint: tuple | None = None) -> int:
+    if _under_torchrun():
+        from .torchrun import announce
+
+        problem = announce(config, run_dir, resume)  # rank 0: tell the other processes what to run
+        if problem:
+            print(f"tui-trainer: error: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     if wants_tui(args):
         from .frontends.tui.launch import run_tui
 
         return run_tui(config, run_dir, resume=resume)
-    return run_headless(config, run_dir, resume=resume, log_format=args.log_format)
+    return run_headless(config, run_dir, resume=resume, log_format=args.log_format, checkpoint=checkpoint)
 
 
-def run_headless(config: RunConfig, run_dir: Path, *, resume: bool, log_format: str = "text") -> int:
+# Stop signals in headless mode: (stop reason, exit code). The first saves last.pth and stops at
+# the next step boundary; a second one exits at once (checkpoint writes are atomic).
+STOP_SIGNALS = {signal.SIGINT: ("signal", EXIT_SIGINT), signal.SIGTERM: ("term", EXIT_SIGTERM),
+                signal.SIGHUP: ("term", EXIT_SIGHUP)}
+
+
+def run_headless(config: RunConfig, run_dir: Path, *, resume: bool, log_format: str = "text",
+                 checkpoint: tuple | None = None) -> int:
     from . import runlog
     from .engine.control import Control
     from .frontends.headless import HeadlessPrinter
@@ -257,23 +304,33 @@ def run_headless(config: RunConfig, run_dir: Path, *, resume: bool, log_format: 
         if len(received) > 1:
             # The second signal: leave now. Checkpoint writes are atomic, so nothing is half-written.
             raise KeyboardInterrupt
-        control.request_stop("signal" if signum == signal.SIGINT else "term")
+        control.request_stop(STOP_SIGNALS[signum][0])
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {}
+    for signum in STOP_SIGNALS:
+        current = signal.getsignal(signum)
+        if current is signal.SIG_IGN or (signum == signal.SIGHUP and current is not signal.SIG_DFL):
+            continue  # nohup, or a background job of a script: keep ignoring what the caller ignores
+        previous[signum] = signal.signal(signum, on_signal)
     log = runlog.RunLog(run_dir)
     printer = HeadlessPrinter(sys.stdout, log_format=log_format)
+    outcome = None
     try:
-        outcome = execute(config, run_dir, [log, printer], control, resume=resume)
+        outcome = execute(config, run_dir, [log, printer], control, resume=resume, checkpoint=checkpoint)
     except KeyboardInterrupt:
-        return EXIT_SIGINT if not received or received[0] == signal.SIGINT else EXIT_SIGTERM
+        pass
     finally:
         log.close()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if received:
-        return EXIT_SIGINT if received[0] == signal.SIGINT else EXIT_SIGTERM
+        return STOP_SIGNALS[received[0]][1]
+    if outcome is None:
+        return EXIT_SIGINT
     if outcome.status == "failed":
-        if outcome.exit_code == EXIT_USAGE:
+        # One line on stderr unless the log above already ended with it (a failure during
+        # training); events.jsonl records the failure either way.
+        if not printer.showed_failure:
             print(f"tui-trainer: error: {outcome.error}", file=sys.stderr)
         return outcome.exit_code or EXIT_FAILED
     return EXIT_OK

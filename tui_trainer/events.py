@@ -201,6 +201,9 @@ class SystemSample(Event):
     process_rss: int
     gpus: tuple[GpuSample, ...] = ()
     gpu_error: str = ""  # why no GPU is shown ("no NVIDIA driver", ...); empty when GPUs are listed
+    # Under torchrun: each rank's training samples/s over its last second or so, in rank order
+    # (empty for a single process). `gpus` lists every GPU of rank 0's node.
+    rank_samples_per_sec: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

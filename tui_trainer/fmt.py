@@ -65,3 +65,8 @@ def num(value: float | None, digits: int = 4) -> str:
 
 def pct(value: float | None, digits: int = 2) -> str:
     return "--" if value is None or not math.isfinite(value) else f"{value:.{digits}f}%"
+
+
+def plural(n: int, word: str) -> str:
+    """1 epoch, 2 epochs."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

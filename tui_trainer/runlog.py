@@ -60,8 +60,13 @@ class RunDirLock:
         self.path = Path(run_dir) / LOCK_NAME
         self._fd: int | None = None
 
-    def acquire(self) -> "RunDirLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    def acquire(self, record_pid: bool = True) -> "RunDirLock":
+        """Take the lock or raise UserError. record_pid=False leaves an existing lock file's bytes
+        untouched until `record_pid()` (a resume that may still be refused changes nothing)."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"cannot write to run directory {self.path.parent}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -71,10 +76,16 @@ class RunDirLock:
                 os.close(fd)
             who = f" (pid {holder})" if holder else ""
             raise UserError(f"run directory {self.path.parent} is in use by another tui-trainer process{who}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        if record_pid:
+            self.record_pid()
         return self
+
+    def record_pid(self) -> None:
+        """Write our pid into the lock file, for the 'in use by pid N' message others get."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, str(os.getpid()).encode(), 0)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -86,13 +97,37 @@ class RunDirLock:
 
 
 def write_json_atomic(path: Path, data) -> None:
+    """Write JSON so that `path` is always the old or the new file, never a torn one: a temporary
+    in the same directory (named so the next start cleans it up), fsync, rename, fsync the directory."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class RunLog:

@@ -80,9 +80,10 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
     from .engine.schedulers import scheduler_for_run
     from .models import build_model
 
-    seed_everything(config.seed)
-    device = resolve_device(config.device)
     rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
+    # Under torchrun each rank draws its own dropout masks; DDP starts all from rank 0's weights.
+    seed_everything(config.seed + rank if config.seed is not None else None)
+    device = resolve_device(config.device)
     emit(ev.Preparing(stage="loading data", detail=config.dataset))
     data = build_data(config, device, rank=rank, world_size=world)
     emit(ev.Preparing(stage="building model", detail=config.model))
@@ -117,65 +118,132 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
     return trainer, scheduler, early
 
 
+# What the weights, the optimizer state and the position in the data order depend on.
+COMPATIBLE_KEYS = ("dataset", "model", "synthetic_shape", "synthetic_classes", "synthetic_train", "synthetic_val",
+                   "optimizer", "scheduler", "accum_steps", "batch_size", "limit_batches")
+
+
 def check_compatible(saved: dict, config: RunConfig) -> None:
     """Refuse to resume into a run that differs in what the weights depend on."""
     old = saved.get("config") or {}
-    for key in ("dataset", "model", "synthetic_shape", "synthetic_classes", "optimizer", "scheduler", "accum_steps"):
-        if key in old and old[key] != config.to_dict().get(key):
-            raise CheckpointError(f"the checkpoint was trained with {key}={old[key]!r}, not {config.to_dict().get(key)!r}; "
-                                  "resume with the run's own config.json")
+    new = config.to_dict()
+    for key in COMPATIBLE_KEYS:
+        if key in old and old[key] != new.get(key):
+            raise CheckpointError(f"the checkpoint was trained with {key}={old[key]!r}, but the run's config says "
+                                  f"{new.get(key)!r}; resume with the config.json the run was started with, "
+                                  "or start a new run")
+
+
+def select_checkpoint(run_dir: Path, config: RunConfig) -> tuple[Path, dict, list[str]]:
+    """The checkpoint a resume continues from: the newest valid one, checked against the config.
+
+    Raises UserError (nothing written) when none can be used, when one holds pickled code, or
+    when the run has nothing left to do. Returns (path, checkpoint, warnings about skipped files).
+    """
+    import json
+
+    from .engine import checkpoint as ckpt
+
+    path, saved, problems = ckpt.find_resumable(run_dir)
+    check_compatible(saved, config)
+    done, step = int(saved["epoch"]), int(saved.get("step_in_epoch") or 0)
+    report = {}
+    try:
+        report = json.loads((Path(run_dir) / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass  # no report yet (a run killed before its end writes none): the resume writes it
+    if report.get("status") == "early_stopped" and done <= int(report.get("epochs_completed", done)):
+        raise UserError(f"the run already stopped early after epoch {report.get('epochs_completed')} "
+                        "(no improvement within its patience); there is nothing to resume")
+    if done > config.epochs or (done == config.epochs and not step and report.get("status") == "finished"):
+        raise UserError(f"the run already completed {done} epochs; pass --epochs N with N > {done} to train further")
+    return path, saved, problems
 
 
 def execute(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control, *,
             resume: bool = False, dist=None, system_interval: float | None = 2.0,
-            trainer_options: dict | None = None) -> Outcome:
+            trainer_options: dict | None = None, checkpoint: tuple | None = None) -> Outcome:
     """Run training to the end. Errors the user can fix raise UserError before training
-    starts; failures during training are reported as events and returned as an Outcome."""
+    starts; failures during training are reported as events and returned as an Outcome.
+
+    checkpoint: for a resume, what `select_checkpoint` returned, when the caller already chose
+    (the headless CLI does, so that a bad checkpoint is refused before anything is written)."""
+    if dist is None and "RANK" in os.environ:  # one of torchrun's processes: the CLI joined its group
+        from .engine.distributed import active
+
+        dist = active()
     fan = ev.Fanout(sinks)
     is_main = dist is None or dist.is_main
     emit = fan.emit if is_main else (lambda e: None)
     emit(ev.Preparing(stage="loading torch"))
     import torch  # noqa: F401  (the slow import, now that the first frame is up)
 
-    from .engine import checkpoint as ckpt
     from .engine.system import SystemSampler
 
-    sampler = SystemSampler(emit, system_interval).start() if system_interval and is_main else None
+    sample_emit = emit
+    if dist is not None and is_main:
+        dist.on_peer_failure = lambda text: emit(ev.Notice(level="error", message=text))
+
+        def sample_emit(event):  # the system panel also shows each rank's throughput
+            if isinstance(event, ev.SystemSample):
+                event = dataclasses.replace(event, rank_samples_per_sec=dist.rank_rates)
+            emit(event)
+    sampler = SystemSampler(sample_emit, system_interval).start() if system_interval and is_main else None
     trainer = None
     try:
         saved = None
         if resume:
             emit(ev.Preparing(stage="loading checkpoint", detail=str(run_dir)))
-            path, saved, problems = ckpt.find_resumable(run_dir)
-            check_compatible(saved, config)
+            path, saved, problems = checkpoint if checkpoint is not None else select_checkpoint(run_dir, config)
             for problem in problems:
                 emit(ev.Notice(level="warning", message=problem))
             emit(ev.Notice(level="info", message=f"resuming from {path.name} (epoch {saved['epoch']}"
                                                  + (f", step {saved['step_in_epoch']})" if saved.get("step_in_epoch") else ")")))
-        trainer, scheduler, early = build_trainer(config, run_dir, [fan] if is_main else [], control, emit, dist,
-                                                  **(trainer_options or {}))
+        trainer_control = dist.attach(control) if dist is not None else control  # fed by the exchanges
+        trainer, scheduler, early = build_trainer(config, run_dir, [fan] if is_main else [], trainer_control,
+                                                  emit, dist, **(trainer_options or {}))
         if saved is not None:
-            trainer.load_state_dict(saved)
+            from .engine.distributed import resume_for_process_count
+
+            saved = resume_for_process_count(saved, dist, emit)
+            _load_checkpoint_into(trainer, saved, path)
             _rescale_schedule(trainer, saved, config)
-            if trainer.epoch >= config.epochs and not saved.get("step_in_epoch"):
-                raise UserError(f"the run already completed {trainer.epoch} epochs; pass --epochs N with "
-                                f"N > {trainer.epoch} to train further")
         trainer.fit(config.epochs, scheduler, early)
         return Outcome(trainer.status, run_dir=str(run_dir))
     except UserError as exc:
+        message = str(exc)
         if trainer is None or trainer.status != "failed":
-            emit(ev.RunFailed(error=str(exc)))
-        return Outcome("failed", str(exc), exc.exit_code, str(run_dir))
+            if dist is not None:
+                message = dist.describe_failure(exc, message)
+            emit(ev.RunFailed(error=message))
+        return Outcome("failed", message, exc.exit_code, str(run_dir))
     except KeyboardInterrupt:
         return Outcome("interrupted", "interrupted", 130, str(run_dir))
     except Exception as exc:  # noqa: BLE001 - reported as RunFailed by the trainer (or here, before it)
-        if trainer is None:
-            emit(ev.RunFailed(error=f"{type(exc).__name__}: {exc}"))
         message = str(exc) if trainer is not None and trainer.status == "failed" else f"{type(exc).__name__}: {exc}"
+        if trainer is None:
+            if dist is not None:
+                message = dist.describe_failure(exc, message)
+            emit(ev.RunFailed(error=message))
         return Outcome("failed", message, 1, str(run_dir))
     finally:
         if sampler is not None:
             sampler.stop()
+
+
+def _load_checkpoint_into(trainer, saved: dict, path: Path) -> None:
+    """Restore a checkpoint; one that does not fit the model is a clear UserError, not a traceback."""
+    saved_classes = saved.get("num_classes")
+    if saved_classes and trainer.num_classes and saved_classes != trainer.num_classes:
+        raise CheckpointError(f"{path.name} was trained for {saved_classes} classes, but the data now have "
+                              f"{trainer.num_classes}; start a new run")
+    try:
+        trainer.load_state_dict(saved)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__)[:200]
+        raise CheckpointError(f"{path.name} does not fit the model ({detail}); resume with the code and "
+                              "config.json the run was started with, or start a new run") from None
 
 
 def _rescale_schedule(trainer, saved: dict, config: RunConfig) -> None:

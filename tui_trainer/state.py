@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from . import events as ev
+from . import fmt
 
 STEP_WINDOW = 120  # recent step metrics kept for the sparklines
 LOG_LINES = 200  # events-panel lines kept
@@ -249,7 +250,7 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
         status = STATUS_BY_END.get(event.status, event.status.upper())
         return r(state, **base, status=status, end=event, phase="", **_close_pause(state, t),
                  log=_log(state, t, "good" if event.status != "interrupted" else "warning",
-                          f"run {status.lower()} after {event.epochs_completed} epochs"))
+                          f"run {status.lower()} after {fmt.plural(event.epochs_completed, 'epoch')}"))
 
     if isinstance(event, ev.RunFailed):
         return r(state, **base, status="FAILED", error=event.error, phase="", **_close_pause(state, t),

@@ -1,61 +1,17 @@
 """The console under a real pseudo-terminal: SIGTERM, and a hang-up (the SSH connection
 dropping, i.e. the terminal's master side closing) must not lose the run."""
 
-import fcntl
 import json
-import os
-import pty
 import signal
-import struct
-import subprocess
-import sys
-import termios
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from tui_trainer.engine.checkpoint import load_run_checkpoint
+from tui_trainer.testing import PtyRun
 
 pytestmark = pytest.mark.timeout(180)
-
-
-class PtyRun:
-    """`tui-trainer run ...` on a 120x36 pseudo-terminal that is its controlling terminal."""
-
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        self.master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 36, 120, 0, 0))
-
-        def become_session_leader():
-            os.setsid()
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-        env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="36")
-        self.proc = subprocess.Popen([sys.executable, "-m", "tui_trainer", *args], stdin=slave, stdout=slave,
-                                     stderr=slave, cwd=cwd, env=env, preexec_fn=become_session_leader,
-                                     close_fds=True)
-        os.close(slave)
-        self.output = bytearray()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            self.output += chunk
-
-    def close_terminal(self) -> None:
-        os.close(self.master)
-
-    def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout=timeout)
 
 
 def wait_for_epochs(run_dir: Path, n: int, timeout: float = 90.0) -> None:
@@ -79,7 +35,7 @@ ARGS = ["run", "synthetic", "--model", "mlp", "--synthetic-shape", "1x8x8", "--s
 
 def test_sigterm_saves_marks_interrupted_restores_terminal(tmp_path):
     run_dir = tmp_path / "run"
-    run = PtyRun([*ARGS, "--run-dir", str(run_dir)], tmp_path)
+    run = PtyRun([*ARGS, "--run-dir", str(run_dir)], cwd=tmp_path)
     try:
         wait_for_epochs(run_dir, 2)
         assert b"\x1b[?1049h" in run.output  # the console took the alternate screen
@@ -101,7 +57,7 @@ def test_sigterm_saves_marks_interrupted_restores_terminal(tmp_path):
 
 def test_hangup_when_the_terminal_goes_away_saves_the_run(tmp_path):
     run_dir = tmp_path / "run"
-    run = PtyRun([*ARGS, "--run-dir", str(run_dir)], tmp_path)
+    run = PtyRun([*ARGS, "--run-dir", str(run_dir)], cwd=tmp_path)
     try:
         wait_for_epochs(run_dir, 2)
         started = time.monotonic()

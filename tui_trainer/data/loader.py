@@ -42,12 +42,15 @@ class BatchTransform:
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         shift, inv = _norm_constants(self.mean, self.std, self.scale, str(x.device), x.dim())
-        return (x.float() - shift) * inv
+        # In place on the fresh float copy: the same arithmetic, without two more batch-sized
+        # allocations (on the CPU each one page-faults in anew and costs more than the maths).
+        x = x.float() if x.dtype != torch.float32 else x.clone()
+        return x.sub_(shift).mul_(inv)
 
     def augment(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        if "offsets" in params:
-            x = random_crop(x, params["offsets"], self.crop_padding)
-        if "flip" in params:
+        if "offsets" in params:  # the crop mirrors the flipped images as it copies them
+            x = random_crop(x, params["offsets"], self.crop_padding, params.get("flip"))
+        elif "flip" in params:
             x = torch.where(params["flip"].view(-1, 1, 1, 1), x.flip(3), x)
         return x
 
@@ -61,16 +64,26 @@ def _norm_constants(mean, std, scale, device, ndim):
     return shift, inv
 
 
-def random_crop(x: torch.Tensor, offsets: torch.Tensor, padding: int) -> torch.Tensor:
-    """Crop each image of an NCHW batch at its own (dy, dx) offset from a zero-padded copy.
+def random_crop(x: torch.Tensor, offsets: torch.Tensor, padding: int,
+                flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Crop each image of an NCHW batch at its own (dy, dx) offset from a zero-padded copy,
+    mirrored left-right where `flip` (a bool per image) is True.
 
-    Two gathers (rows, then columns) with broadcast indices: no per-image Python loop.
+    One index_select copies whole padded rows, one gather picks each row's columns (in
+    reverse order for a mirrored image): no per-image Python loop, and on the CPU several
+    times faster than gathering rows element by element and flipping in a separate pass.
     """
     n, c, h, w = x.shape
+    height, width = h + 2 * padding, w + 2 * padding
+    dev = x.device
     padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
-    rows = (offsets[:, 0:1] + torch.arange(h, device=x.device)).view(n, 1, h, 1).expand(n, c, h, w + 2 * padding)
-    x = padded.gather(2, rows)
-    cols = (offsets[:, 1:2] + torch.arange(w, device=x.device)).view(n, 1, 1, w).expand(n, c, h, w)
+    rows = (torch.arange(n * c, device=dev) * height).view(n, c, 1) + offsets[:, 0].view(n, 1, 1)
+    rows = (rows + torch.arange(h, device=dev)).view(-1)
+    x = padded.reshape(n * c * height, width).index_select(0, rows).view(n, c, h, width)
+    cols = torch.arange(w, device=dev).expand(n, w)
+    if flip is not None:
+        cols = torch.where(flip.view(n, 1), w - 1 - cols, cols)
+    cols = (offsets[:, 1:2] + cols).view(n, 1, 1, w).expand(n, c, h, w)
     return x.gather(3, cols)
 
 

@@ -15,6 +15,7 @@ import random
 import re
 import uuid
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,43 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class _WriteErrorRecorder:
+    """A file wrapper that remembers the OSError a write raised. torch.save turns it into an
+    opaque RuntimeError ("unexpected pos ..."); we re-raise the real cause (ENOSPC, EDQUOT, EIO)."""
+
+    def __init__(self, fh) -> None:
+        self._fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self._fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save `obj` to `path` so that `path` is always either the old or the new file."""
+    """torch.save `obj` to `path` so that `path` is always either the old or the new file.
+
+    A failed write (full disk, quota) raises OSError and leaves the old file as it was."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
+            writer = _WriteErrorRecorder(fh)
+            try:
+                torch.save(obj, writer)
+            except RuntimeError:
+                if writer.error is not None:
+                    raise writer.error from None
+                raise
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -88,10 +119,31 @@ def verify_file(path: str | os.PathLike) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, UnicodeDecodeError) as exc:
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError, ValueError,
+            UnicodeDecodeError) as exc:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({exc})") from None
     if bad is not None:
         raise CheckpointError(f"checkpoint {path} is corrupted (CRC mismatch in {bad})")
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint holding pickled code or objects: never loaded, and never silently replaced
+    by an older checkpoint either - someone or something wrote that file."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _unpickling_reason(exc: BaseException) -> str:
+    """The one useful line of torch's weights_only refusal (it also suggests unsafe loading,
+    which we never do, and contains terminal escapes)."""
+    text = _ANSI.sub("", str(exc))
+    m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if m:
+        return f"it references {m.group(1)}"
+    m = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+    line = m.group(1) if m else (text.strip().splitlines() or [""])[0]
+    return line.strip()[:160]
 
 
 def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
@@ -100,13 +152,13 @@ def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise CheckpointError(
-            f"refusing to load {path}: it holds pickled objects or code that weights_only "
-            f"loading does not allow ({first[:160]})"
+        raise UnsafeCheckpointError(
+            f"refusing to load {path}: it holds pickled code or objects that a checkpoint never needs "
+            f"({_unpickling_reason(exc)}); it was not loaded - delete it, or replace it with a trusted copy"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise CheckpointError(f"checkpoint {path} could not be read ({str(exc).splitlines()[0][:200]})") from None
+        first = (_ANSI.sub("", str(exc)).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"checkpoint {path} could not be read ({first[:200]})") from None
 
 
 def load_run_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
@@ -142,7 +194,8 @@ def progress_key(data: dict) -> tuple[int, int]:
 def find_resumable(run_dir: str | os.PathLike, map_location: Any = "cpu") -> tuple[Path, dict, list[str]]:
     """The valid checkpoint with the most progress; problems with the others as warnings.
 
-    Raises CheckpointError when none is usable.
+    Raises CheckpointError when none is usable, and UnsafeCheckpointError at once when one
+    holds pickled code (no fallback past a planted file).
     """
     warnings: list[str] = []
     best: tuple[Path, dict] | None = None
@@ -152,6 +205,8 @@ def find_resumable(run_dir: str | os.PathLike, map_location: Any = "cpu") -> tup
     for path in found:
         try:
             data = load_run_checkpoint(path, map_location)
+        except UnsafeCheckpointError:
+            raise  # a planted file is a reason to stop and look, not to quietly use an older one
         except CheckpointError as exc:
             warnings.append(f"skipping {path.name}: {exc}")
             continue

@@ -36,6 +36,7 @@ def diagnose_training_issues(model, dataloader, criterion, optimizer, device, nu
         say(f"WARNING: {text}")
 
     saved = clone_state_dict(model.state_dict())
+    was_training = model.training
     model.train()
     data, target = next(iter(dataloader))
     say(f"data shape:        {tuple(data.shape)} ({data.dtype})")
@@ -54,11 +55,14 @@ def diagnose_training_issues(model, dataloader, criterion, optimizer, device, nu
     try:
         output = model(data)
         say(f"output shape:      {tuple(output.shape)}")
-        omin, omax = float(output.min()), float(output.max())
+        omin, omax = float(output.detach().min()), float(output.detach().max())
         say(f"output range:      [{omin:.3f}, {omax:.3f}]")
         classes = num_classes or output.shape[1]
         if tmin < 0 or tmax >= output.shape[1]:
             warn(f"labels [{tmin}, {tmax}] fall outside the model's {output.shape[1]} outputs")
+            # The loss would raise on them; clamped, the rest of the report can still be made.
+            target = target.clamp(0, output.shape[1] - 1)
+            say("(the loss and gradients below use the labels clamped into range)")
         if not torch.isfinite(output).all():
             warn("the model's output contains NaN or infinite values")
         loss = criterion(output, target)
@@ -88,7 +92,9 @@ def diagnose_training_issues(model, dataloader, criterion, optimizer, device, nu
             elif norm > LARGE_GRAD:
                 flag = "  <- large"
                 warn(f"{name} gradient norm is large: {norm:.4f}")
-            elif norm < TINY_GRAD:
+            elif norm < TINY_GRAD and param.dim() > 1:
+                # Only weights: a bias feeding a normalisation layer (conv -> BatchNorm, as in
+                # SimpleCNN) has a zero gradient by construction, which is harmless.
                 flag = "  <- vanishing"
                 warn(f"{name} gradient norm is vanishing: {norm:.2e}")
             say(f"  {name:<40} {norm:12.6f}{flag}")
@@ -103,6 +109,7 @@ def diagnose_training_issues(model, dataloader, criterion, optimizer, device, nu
     finally:
         optimizer.zero_grad(set_to_none=True)
         model.load_state_dict(saved)
+        model.train(was_training)
     say("no problems found" if not warnings else f"{len(warnings)} warning(s)")
     return {
         "data_shape": tuple(data.shape), "target_shape": tuple(target.shape),

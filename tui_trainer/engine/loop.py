@@ -20,7 +20,7 @@ from .. import events as ev
 from ..errors import NonFiniteLossError, UserError
 from . import checkpoint as ckpt
 from .control import Control, Requests
-from .early_stopping import EarlyStopping
+from .early_stopping import EarlyStopping, clone_state_dict
 from .metrics import classification_metrics, predict, report_event
 from .precision import Precision, resolve_precision
 from .schedulers import planned_lrs, scheduler_name, steps_per_batch
@@ -176,8 +176,12 @@ class Trainer:
         self._emit_started()
         run_started = time.perf_counter()
         status, want_report = "finished", True
+        first_epoch = self.epoch + 1
+        if self.early_stopping is not None and self.early_stopping.stopped:
+            # Resumed from the checkpoint of the epoch where early stopping ended the run.
+            status, first_epoch = "early_stopped", self.num_epochs + 1
         try:
-            for epoch in range(self.epoch + 1, self.num_epochs + 1):
+            for epoch in range(first_epoch, self.num_epochs + 1):
                 self._service(epoch, 0)  # a stop asked for between epochs
                 if not self._run_epoch(epoch):
                     status = "early_stopped"
@@ -254,6 +258,12 @@ class Trainer:
             train_time=train_time, val_time=val_time, samples_per_sec=rate, is_best=is_best,
             best_epoch=self.best_epoch, best_val_acc=self.best_val_acc, skipped=skipped))
         stop = False
+        periodic = bool(self.checkpoint_every) and epoch % self.checkpoint_every == 0
+        weights_now = None
+        if self.early_stopping is not None and self.early_stopping.restore_best_weights and (is_best or periodic):
+            # Should early stopping end the run here, it puts older weights back into the model;
+            # best_model.pth and this epoch's checkpoint must hold this epoch's weights.
+            weights_now = clone_state_dict(self.raw_model.state_dict())
         if self.early_stopping is not None:
             es = self.early_stopping
             stop = es(val_loss, self.raw_model)
@@ -262,9 +272,9 @@ class Trainer:
                 best_epoch=es.best_epoch, min_delta=es.min_delta, improved=es.counter == 0,
                 triggered=stop))
         if is_best:
-            self.save("best_model.pth", "best")
-        if self.checkpoint_every and epoch % self.checkpoint_every == 0:
-            self.save(f"checkpoint_epoch_{epoch}.pth", "periodic")
+            self.save("best_model.pth", "best", model_state=weights_now)
+        if periodic:
+            self.save(f"checkpoint_epoch_{epoch}.pth", "periodic", model_state=weights_now)
         if not stop:
             # After early stopping restored the best weights, last.pth would no longer hold the
             # state of the final epoch; the periodic and best files already cover that case.
@@ -408,7 +418,7 @@ class Trainer:
                         readback(final=True)
                         rate_t0, rate_samples0, rate_paused0 = time.perf_counter(), sums["count"], self._paused_time
                     if dist is not None:
-                        dist.exchange_requests(control, samples=sums["count"])
+                        dist.exchange_requests(control, samples=sums["count"] + sum(pending_bs))
                     if control.pending:
                         self._service(epoch, step, sums=sums, flush=lambda: readback(final=True))
                 now = time.perf_counter()
@@ -574,8 +584,9 @@ class Trainer:
         return {"train_loss": list(self.train_losses), "train_acc": list(self.train_accs),
                 "val_loss": list(self.val_losses), "val_acc": list(self.val_accs), "lr": list(self.lrs)}
 
-    def state_dict(self, progress: dict | None = None) -> dict:
-        """Everything needed to continue exactly where training is now."""
+    def state_dict(self, progress: dict | None = None, model_state: dict | None = None) -> dict:
+        """Everything needed to continue exactly where training is now (model_state: the
+        weights to store instead of the model's current ones)."""
         loader_state = None
         if hasattr(self.train_loader, "state_dict"):
             loader_state = self.train_loader.state_dict(progress["step"] if progress else 0)
@@ -585,7 +596,7 @@ class Trainer:
             "epoch": self.epoch, "step_in_epoch": progress["step"] if progress else 0,
             "epoch_sums": progress["sums"] if progress else None,
             "global_step": self.global_step,
-            "model_state_dict": self.raw_model.state_dict(),
+            "model_state_dict": model_state if model_state is not None else self.raw_model.state_dict(),
             "optimizer_state_dict": self.optimizer.state_dict(),
             "scheduler_state_dict": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler_state_dict": self.scaler.state_dict() if self.scaler is not None else None,
@@ -600,14 +611,15 @@ class Trainer:
             "world_size": self.dist.world_size if self.dist is not None else 1,
         }
 
-    def save(self, filename: str, kind: str, progress: dict | None = None) -> Path | None:
+    def save(self, filename: str, kind: str, progress: dict | None = None,
+             model_state: dict | None = None) -> Path | None:
         if self.save_dir is None:
             return None
         # Every rank reaches each save; each sends rank 0 its random state, for an exact resume.
         rank_rng = self.dist.gather_rng() if self.dist is not None else None
         if not self.is_main:
             return None
-        state = self.state_dict(progress)
+        state = self.state_dict(progress, model_state)
         if rank_rng is not None:
             state["rank_rng"] = rank_rng
         if not ckpt.all_finite(state["model_state_dict"]):

@@ -59,7 +59,7 @@ class HeadlessPrinter:
         p(f"  model      {e.model}, {e.num_params:,} parameters")
         recipe = (f"{e.optimizer} lr {e.lr:g} wd {e.weight_decay:g}, scheduler {e.scheduler}, batch {e.batch_size}"
                   + (f" x {e.accum_steps} accumulated" if e.accum_steps > 1 else "")
-                  + f", {e.num_epochs} epochs ({e.steps_per_epoch} steps each)"
+                  + f", {fmt.plural(e.num_epochs, 'epoch')} ({e.steps_per_epoch} steps each)"
                   + (f", clip {e.clip_grad:g}" if e.clip_grad else ", no clipping"))
         p(f"  recipe     {recipe}")
         if e.patience:
@@ -132,7 +132,7 @@ class HeadlessPrinter:
         words = {"finished": "finished", "early_stopped": "stopped early", "stopped": "stopped by the user",
                  "interrupted": "interrupted"}.get(e.status, e.status)
         best = f"; best val acc {e.best_val_acc:.2f}% at epoch {e.best_epoch}" if e.best_epoch else ""
-        self._print(f"run {words} after {e.epochs_completed} epochs in {fmt.duration(e.elapsed)}{best}")
+        self._print(f"run {words} after {fmt.plural(e.epochs_completed, 'epoch')} in {fmt.duration(e.elapsed)}{best}")
         if e.status == "interrupted" and e.last_checkpoint:
             self._print(f"resume with: tui-trainer resume {self.state.info.run_dir if self.state.info else ''}")
 

@@ -86,7 +86,7 @@ def summary_text(state: RunState) -> Text:
         text.append(f"  ·  best model from epoch {r.best_epoch}, {r.split} set ({sum(r.support):,} samples), "
                     f"loss {r.loss:.4f}")
     if state.end is not None:
-        text.append(f"\n{state.end.epochs_completed} epochs in {_dur(state.end.elapsed)}", style="grey70")
+        text.append(f"\n{fmt.plural(state.end.epochs_completed, 'epoch')} in {_dur(state.end.elapsed)}", style="grey70")
         if state.info and state.info.run_dir:
             text.append(f"  ·  run directory {state.info.run_dir}", style="grey70")
     text.append("\npress d for the dashboard, q to quit", style="grey50")

@@ -42,6 +42,9 @@ class SystemPanel(StatePanel, Static):
         text.append_text(bar(ram / 100, bar_w, level_style(ram, 75, 90)))
         text.append(f" {s.ram_used / 2**30:.1f}/{s.ram_total / 2**30:.0f}G")
         text.append(f"  proc {fmt.size(s.process_rss)}", style="grey70")
+        if s.rank_samples_per_sec:
+            rates = " ".join(f"{fmt.rate(r)}" for r in s.rank_samples_per_sec)
+            text.append(f"\nranks {rates}", style="grey70")
         if not s.gpus:
             text.append(f"\n{s.gpu_error or 'no GPU'}", style="grey50")
         for g in s.gpus:
