@@ -23,6 +23,11 @@ def test_running_without_gpu(snap_compare):
     assert snap_compare(scene_app("running-cpu"), terminal_size=MEDIUM)
 
 
+def test_two_processes_under_torchrun(snap_compare):
+    """The header counts the processes; the system panel shows each one's samples/s."""
+    assert snap_compare(scene_app("running-2-ranks"), terminal_size=MEDIUM)
+
+
 def test_paused(snap_compare):
     assert snap_compare(scene_app("paused"), terminal_size=MEDIUM)
 

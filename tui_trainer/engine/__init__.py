@@ -1,18 +1,38 @@
-"""The training engine. It imports no Textual or Rich: the views live in `frontends`."""
+"""The training engine. It imports no Textual or Rich: the views live in `frontends`.
 
-from .checkpoint import atomic_save, find_resumable, load_run_checkpoint, safe_load
-from .control import Control
-from .diagnose import diagnose_training_issues
-from .early_stopping import EarlyStopping
-from .loop import Trainer, train_epoch, validate_epoch
-from .metrics import classification_metrics, evaluate_classification
-from .precision import resolve_precision
-from .schedulers import create_scheduler, planned_lrs
-from .system import PerformanceMonitor, SystemMonitor
+Names load lazily, so `from tui_trainer.engine.control import Control` (the console does
+this before its first frame) does not import torch.
+"""
 
-__all__ = [
-    "Control", "EarlyStopping", "PerformanceMonitor", "SystemMonitor", "Trainer", "atomic_save",
-    "classification_metrics", "create_scheduler", "diagnose_training_issues", "evaluate_classification",
-    "find_resumable", "load_run_checkpoint", "planned_lrs", "resolve_precision", "safe_load",
-    "train_epoch", "validate_epoch",
-]
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "Control": "control",
+    "EarlyStopping": "early_stopping",
+    "PerformanceMonitor": "system",
+    "SystemMonitor": "system",
+    "Trainer": "loop",
+    "atomic_save": "checkpoint",
+    "classification_metrics": "metrics",
+    "create_scheduler": "schedulers",
+    "diagnose_training_issues": "diagnose",
+    "evaluate_classification": "metrics",
+    "find_resumable": "checkpoint",
+    "load_run_checkpoint": "checkpoint",
+    "planned_lrs": "schedulers",
+    "resolve_precision": "precision",
+    "safe_load": "checkpoint",
+    "train_epoch": "loop",
+    "validate_epoch": "loop",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tui_trainer.engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -54,7 +54,7 @@ class TrainerApp(App[int]):
     ]
 
     def __init__(self, store: StateStore, control=None, job: Callable[[], object] | None = None, *,
-                 poll_interval: float = 0.125) -> None:
+                 poll_interval: float = 0.25) -> None:
         super().__init__()
         self.store = store
         self.control = control
@@ -99,8 +99,13 @@ class TrainerApp(App[int]):
         self.refresh_view(force=True)
         self.set_interval(self.poll_interval, self.refresh_view)
         if self.job is not None:
-            self._worker = self.run_worker(self._run_job, thread=True, exit_on_error=False, name="engine",
-                                           group="engine")
+            # After the first frame: the engine's first act is importing torch, which holds the
+            # GIL for seconds and would keep the screen blank until it is done.
+            self.call_after_refresh(self._start_engine)
+
+    def _start_engine(self) -> None:
+        self._worker = self.run_worker(self._run_job, thread=True, exit_on_error=False, name="engine",
+                                       group="engine")
 
     def _run_job(self):
         try:

@@ -29,7 +29,7 @@ def _cosine(lr: float, epoch: float, total: int) -> float:
     return 0.5 * lr * (1 + math.cos(math.pi * epoch / total))
 
 
-def system_sample(t: float, gpu: bool) -> ev.SystemSample:
+def system_sample(t: float, gpu: bool, ranks: int = 1) -> ev.SystemSample:
     gpus = ()
     if gpu:
         gpus = (
@@ -38,13 +38,15 @@ def system_sample(t: float, gpu: bool) -> ev.SystemSample:
             ev.GpuSample(index=1, name="NVIDIA A100-SXM4-40GB", utilization=12.0, memory_used=int(36.8 * 2**30),
                          memory_total=int(40 * 2**30), temperature=88.0, power_draw=95.0, power_limit=400.0),
         )
+    rates = tuple(4_600.0 - 150.0 * r for r in range(ranks)) if ranks > 1 else ()
     return ev.SystemSample(t=t, cpu_percent=38.5, ram_used=int(21.4 * 2**30), ram_total=int(62.7 * 2**30),
-                           process_rss=int(3.1 * 2**30), gpus=gpus, gpu_error="" if gpu else "no GPU")
+                           process_rss=int(3.1 * 2**30), gpus=gpus, gpu_error="" if gpu else "no GPU",
+                           rank_samples_per_sec=rates)
 
 
 def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, gpu: bool = True,
               patience: int = 15, paused: bool = False, stop: str | None = None,
-              plateau_at: int | None = None, manual_lr_at: int | None = None) -> list[ev.Event]:
+              plateau_at: int | None = None, manual_lr_at: int | None = None, ranks: int = 1) -> list[ev.Event]:
     """A CIFAR-10 run: `epochs_done` full epochs, then `step` steps into the next one.
 
     stop: None (still running), "early" (early stopping triggers after the last epoch and the
@@ -69,7 +71,7 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
         train_size=50_000, val_size=10_000, num_classes=10, class_names=CIFAR10_CLASSES, optimizer="AdamW",
         lr=lr0, scheduler="plateau" if plateau_at else "cosine", weight_decay=0.01,
         lr_plan=() if plateau_at else plan, patience=patience, min_delta=0.0, restore_best=True,
-        clip_grad=1.0, checkpoint_every=10, seed=0)
+        clip_grad=1.0, checkpoint_every=10, seed=0, world_size=ranks)
     add(ev.Notice, level="info", message="data on the GPU: 50,000 training images, augmentation in batches")
     best_loss, best_loss_epoch, counter = math.inf, 0, 0
     best_acc, best_epoch = -1.0, 0
@@ -109,7 +111,7 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
             add(ev.CheckpointSaved, epoch=epoch, kind="periodic", path=f"runs/x/checkpoint_epoch_{epoch}.pth")
         add(ev.CheckpointSaved, epoch=epoch, kind="last", path="runs/x/last.pth")
         if epoch % 3 == 0:
-            add(ev.SystemSample, **{k: v for k, v in vars(system_sample(t, gpu)).items() if k != "t"})
+            add(ev.SystemSample, **{k: v for k, v in vars(system_sample(t, gpu, ranks)).items() if k != "t"})
     if stop is None and step:
         epoch = epochs_done + 1
         add(ev.EpochStarted, epoch=epoch, num_epochs=num_epochs, steps=STEPS)
@@ -125,7 +127,7 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
             add(ev.StepProgress, epoch=epoch, step=s, steps=STEPS, samples=s * 128, loss=tl + wobble,
                 acc=ta - 60 * wobble, epoch_loss=tl, epoch_acc=ta, lr=_cosine(lr0, epoch - 1, num_epochs),
                 samples_per_sec=rate, elapsed=t - T0 - 4.5)
-        add(ev.SystemSample, **{k: v for k, v in vars(system_sample(t, gpu)).items() if k != "t"})
+        add(ev.SystemSample, **{k: v for k, v in vars(system_sample(t, gpu, ranks)).items() if k != "t"})
         if paused:
             add(ev.Paused, epoch=epoch, step=step)
             t += 95.0
@@ -168,6 +170,7 @@ def report_fields(best_epoch: int, accuracy: float) -> dict:
 SCENES = {
     "running": lambda: cifar_run(12, 180, gpu=True),
     "running-cpu": lambda: cifar_run(12, 180, gpu=False),
+    "running-2-ranks": lambda: cifar_run(12, 180, gpu=True, ranks=2),
     "paused": lambda: cifar_run(12, 180, gpu=True, paused=True, manual_lr_at=7),
     "early-stopped": lambda: cifar_run(38, 0, gpu=True, stop="early"),
     "stopped": lambda: cifar_run(9, 0, gpu=False, stop="user", plateau_at=6),

@@ -16,7 +16,7 @@ from ... import events as ev
 from ...state import RunState, reduce
 
 URGENT = frozenset({"RunStarted", "Paused", "Resumed", "StopRequested", "RunFinished", "RunFailed",
-                    "EvaluationReport", "EpochEnd"})
+                    "EvaluationReport"})
 
 
 class StateStore:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from rich.text import Text
+import functools
+
+from rich.style import Style
+from rich.text import Span, Text
 
 FULL, EMPTY = "█", "░"
 
@@ -37,3 +40,20 @@ STATUS_STYLES = {
     "INTERRUPTED": "bold black on yellow",
     "FAILED": "bold white on red",
 }
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(spec: str) -> Style:
+    return Style.parse(spec)
+
+
+def frozen(text: Text) -> Text:
+    """The same Text with every style parsed once into a Style object.
+
+    Textual re-parses string styles on every render with its own parser, which does not know
+    names such as grey70 and falls back through a slow "did you mean" search: a few ms per
+    style, on the UI thread, several times a second."""
+    if isinstance(text.style, str) and text.style:
+        text.style = _parsed(text.style)
+    text.spans = [Span(s.start, s.end, _parsed(s.style)) if isinstance(s.style, str) else s for s in text.spans]
+    return text

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from ....state import RunState
+from .bars import frozen
 
 
 class StatePanel:
@@ -24,3 +27,18 @@ class StatePanel:
         if self._state is not None:
             self._key = None
             self.show(self._state)  # type: ignore[attr-defined]
+
+    _lines: int | None = None
+
+    def set_content(self, content, lines: int) -> None:
+        """Static.update, asking for a layout pass only when the height in lines changed: a
+        layout pass repaints every widget on the screen, a plain refresh only this one."""
+        if isinstance(content, Text):
+            content = frozen(content)
+        self.update(content, layout=lines != self._lines)  # type: ignore[attr-defined]
+        self._lines = lines
+
+
+def text_lines(text) -> int:
+    return text.plain.count("\n") + 1
+

@@ -39,7 +39,46 @@ def epoch_ticks(plt, first: int, last: int, width: int) -> None:
     plt.xticks(ticks, [str(t) for t in ticks])
 
 
-class HistoryChart(StatePanel, PlotextPlot):
+class CachedPlot(StatePanel, PlotextPlot):
+    """A plotext widget that builds its figure once per change of data, size or theme.
+
+    PlotextPlot rebuilds (and re-parses) the whole figure on every render, and Textual renders
+    a widget again whenever anything else on the screen needs a layout pass."""
+
+    _data_version = 0
+    _cache_key: tuple | None = None
+    _cache = None
+    _drawn_t: float | None = None
+    MIN_INTERVAL = 2.0  # seconds of run time between redraws while the run is live
+
+    def due(self, state: RunState, key: tuple) -> bool:
+        """Like `remember`, but while the run is live a chart redraws at most once per
+        MIN_INTERVAL (measured on the events' clock, so replays stay deterministic); short
+        epochs would otherwise redraw it several times a second."""
+        self._state = state
+        if key == self._key:
+            return False
+        if (state.active and self._drawn_t is not None and state.last_t is not None
+                and state.last_t - self._drawn_t < self.MIN_INTERVAL and self._key is not None):
+            return False
+        self._key = key
+        self._drawn_t = state.last_t
+        return True
+
+    def replot(self) -> None:
+        """Call after drawing new data through `plt`."""
+        self._data_version += 1
+        self.refresh()
+
+    def render(self):
+        key = (self._data_version, self.size, self.app.theme, self.theme)
+        if key != self._cache_key:
+            self._cache = super().render()
+            self._cache_key = key
+        return self._cache
+
+
+class HistoryChart(CachedPlot):
     """Train and validation curves of one metric per epoch, with the best epoch marked."""
 
     DEFAULT_CSS = """
@@ -55,7 +94,7 @@ class HistoryChart(StatePanel, PlotextPlot):
         train = state.train_loss if self.metric == "loss" else state.train_acc
         val = state.val_loss if self.metric == "loss" else state.val_acc
         key = (len(train), state.best_epoch, self.size.width, self.size.height, state.num_epochs)
-        if not self.remember(state, key):
+        if not self.due(state, key):
             return
         plt = self.plt
         plt.clear_figure()
@@ -76,4 +115,4 @@ class HistoryChart(StatePanel, PlotextPlot):
         else:
             plt.scatter([0], [0], marker=" ")
             plt.xlim(0, max(1, state.num_epochs))
-        self.refresh()
+        self.replot()

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ....state import RunState
-from .base import StatePanel
+from .base import StatePanel, text_lines
 from .bars import bar
 
 
@@ -22,7 +22,8 @@ class EarlyStopPanel(StatePanel, Static):
     def show(self, state: RunState) -> None:
         if not self.remember(state, (state.early_stop, state.info, self.size.width, state.status)):
             return
-        self.update(self.render_text(state, max(10, self.size.width - 16)))
+        text = self.render_text(state, max(10, self.size.width - 16))
+        self.set_content(text, text_lines(text))
 
     @staticmethod
     def render_text(state: RunState, width: int) -> Text:

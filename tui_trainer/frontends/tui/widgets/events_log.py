@@ -8,7 +8,7 @@ from textual.widgets import Static
 
 from .... import fmt
 from ....state import RunState
-from .base import StatePanel
+from .base import StatePanel, text_lines
 
 LEVEL_STYLES = {"info": "grey70", "good": "green", "warning": "yellow", "error": "bold red"}
 LEVEL_MARKS = {"info": "·", "good": "★", "warning": "!", "error": "✗"}
@@ -26,7 +26,8 @@ class EventsPanel(StatePanel, Static):
         key = (len(state.log), state.log[-1] if state.log else None, self.size.height, self.size.width)
         if not self.remember(state, key):
             return
-        self.update(self.render_text(state, max(1, self.size.height)))
+        text = self.render_text(state, max(1, self.size.height))
+        self.set_content(text, text_lines(text))
 
     @staticmethod
     def render_text(state: RunState, lines: int) -> Text:

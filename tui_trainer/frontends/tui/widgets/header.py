@@ -9,7 +9,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from ....state import RunState
-from .bars import STATUS_STYLES
+from .bars import STATUS_STYLES, frozen
 
 
 class StatusHeader(Horizontal):
@@ -32,8 +32,8 @@ class StatusHeader(Horizontal):
         if key == self._key:
             return
         self._key = key
-        self.query_one("#header-info", Static).update(self.info_text(state))
-        self.query_one("#header-status", Static).update(self.status_text(state, requested))
+        self.query_one("#header-info", Static).update(frozen(self.info_text(state)), layout=False)
+        self.query_one("#header-status", Static).update(frozen(self.status_text(state, requested)))
 
     @staticmethod
     def info_text(state: RunState) -> Text:

@@ -7,24 +7,25 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
 from .... import fmt
 from ....state import RunState
-from .base import StatePanel
-from .charts import epoch_ticks, thin
+from .bars import frozen
+from .charts import CachedPlot, epoch_ticks, thin
 
 
-class LrChart(StatePanel, PlotextPlot):
+class LrChart(CachedPlot):
+    MIN_INTERVAL = 5.0  # the "now" marker crawls; redrawing it more often shows nothing new
     DEFAULT_CSS = """
     LrChart { height: 1fr; min-height: 4; }
     """
 
     def show(self, state: RunState) -> None:
         pos = _position(state)
-        key = (state.lr_plan, state.lr_changes, len(state.epoch_lrs), round(pos, 2),
-               self.size.width, self.size.height)
-        if not self.remember(state, key):
+        # The "now" marker moves every step; redraw only when it moves by a column.
+        column = int(pos / max(1, state.num_epochs) * max(1, self.size.width))
+        key = (state.lr_plan, state.lr_changes, len(state.epoch_lrs), column, self.size.width, self.size.height)
+        if not self.due(state, key):
             return
         plt = self.plt
         plt.clear_figure()
@@ -43,7 +44,7 @@ class LrChart(StatePanel, PlotextPlot):
             plt.vertical_line(pos, color=(255, 200, 0))
             plt.xlim(0, max(1, state.num_epochs))
             epoch_ticks(plt, 0, max(1, state.num_epochs), self.size.width)
-        self.refresh()
+        self.replot()
 
 
 def _position(state: RunState) -> float:
@@ -53,6 +54,8 @@ def _position(state: RunState) -> float:
 
 
 class LrPanel(Vertical):
+    _text: Text | None = None
+
     DEFAULT_CSS = """
     LrPanel { height: 1fr; }
     LrPanel #lr-text { height: 1; }
@@ -74,7 +77,10 @@ class LrPanel(Vertical):
         text.append(" │ now", style="yellow")
         if state.lr_changes:
             text.append(" × changed", style="red")
-        self.query_one("#lr-text", Static).update(text)
+        label = self.query_one("#lr-text", Static)
+        if text != self._text:
+            self._text = text
+            label.update(frozen(text), layout=False)
         chart = self.query_one(LrChart)
         if chart.display:
             chart.show(state)

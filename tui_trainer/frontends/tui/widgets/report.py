@@ -13,6 +13,7 @@ from textual.widgets import Static
 from .... import events as ev
 from .... import fmt
 from ....state import RunState
+from .bars import frozen
 from .charts import HistoryChart
 
 END_WORDS = {"FINISHED": "finished", "EARLY STOPPED": "stopped early", "STOPPED": "stopped by you",
@@ -124,14 +125,24 @@ class ReportPanel(VerticalScroll):
             yield HistoryChart("loss", "loss per epoch", id="report-loss")
             yield HistoryChart("acc", "accuracy % per epoch", id="report-acc")
 
+    _state: RunState | None = None
+
+    def on_show(self) -> None:
+        if self._state is not None:
+            self._key = None
+            self.show(self._state)
+
     def show(self, state: RunState) -> None:
+        self._state = state
+        if not self.display:
+            return  # hidden behind the dashboard: nothing to draw yet
         for chart in self.query(HistoryChart):
             chart.show(state)
         key = (state.report, state.status, state.end)
         if key == self._key:
             return
         self._key = key
-        self.query_one("#report-summary", Static).update(summary_text(state))
+        self.query_one("#report-summary", Static).update(frozen(summary_text(state)))
         if state.report is not None:
             self.query_one("#report-cm", Static).update(confusion_table(state.report))
             self.query_one("#report-classes", Static).update(class_table(state.report))

@@ -8,7 +8,7 @@ from textual.widgets import Static
 
 from .... import fmt
 from ....state import RunState
-from .base import StatePanel
+from .base import StatePanel, text_lines
 from .bars import bar, level_style
 
 TEMP_WARN, TEMP_HOT = 75.0, 85.0  # degrees C
@@ -25,7 +25,8 @@ class SystemPanel(StatePanel, Static):
     def show(self, state: RunState) -> None:
         if not self.remember(state, (state.system, self.size.width)):
             return
-        self.update(self.render_text(state, self.size.width))
+        text = self.render_text(state, self.size.width)
+        self.set_content(text, text_lines(text))
 
     @staticmethod
     def render_text(state: RunState, width: int) -> Text:
