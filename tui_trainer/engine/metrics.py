@@ -90,3 +90,17 @@ def report_event(result: dict, split: str, loss: float, best_epoch: int) -> ev.E
         confusion_matrix=tuple(tuple(int(x) for x in row) for row in result["confusion_matrix"]),
         best_epoch=best_epoch,
     )
+
+
+def classification_metrics_from_confusion(cm, class_names: Sequence[str] | None = None) -> dict:
+    """The scikit-learn metrics for the predictions a confusion matrix stands for."""
+    import numpy as np
+
+    n = cm.shape[0]
+    rows, cols = np.nonzero(cm)
+    counts = cm[rows, cols]
+    targets = np.repeat(rows, counts)
+    preds = np.repeat(cols, counts)
+    result = classification_metrics(targets, preds, n, class_names)
+    result["confusion_matrix"] = np.asarray(cm)
+    return result
