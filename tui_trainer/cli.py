@@ -11,16 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import sys
 from pathlib import Path
 
 from . import __version__, catalog
 from .config import RunConfig, make_config, parse_shape
 from .errors import UserError
+from .stop_signals import EXIT_SIGINT, StopSignals
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
-EXIT_SIGHUP = 129
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -283,12 +282,6 @@ def _launch(args, config: RunConfig, run_dir: Path, resume: bool, checkpoint: tu
     return run_headless(config, run_dir, resume=resume, log_format=args.log_format, checkpoint=checkpoint)
 
 
-# Stop signals in headless mode: (stop reason, exit code). The first saves last.pth and stops at
-# the next step boundary; a second one exits at once (checkpoint writes are atomic).
-STOP_SIGNALS = {signal.SIGINT: ("signal", EXIT_SIGINT), signal.SIGTERM: ("term", EXIT_SIGTERM),
-                signal.SIGHUP: ("term", EXIT_SIGHUP)}
-
-
 def run_headless(config: RunConfig, run_dir: Path, *, resume: bool, log_format: str = "text",
                  checkpoint: tuple | None = None) -> int:
     from . import runlog
@@ -297,34 +290,18 @@ def run_headless(config: RunConfig, run_dir: Path, *, resume: bool, log_format: 
     from .runner import execute
 
     control = Control()
-    received: list[int] = []
-
-    def on_signal(signum, frame):
-        received.append(signum)
-        if len(received) > 1:
-            # The second signal: leave now. Checkpoint writes are atomic, so nothing is half-written.
-            raise KeyboardInterrupt
-        control.request_stop(STOP_SIGNALS[signum][0])
-
-    previous = {}
-    for signum in STOP_SIGNALS:
-        current = signal.getsignal(signum)
-        if current is signal.SIG_IGN or (signum == signal.SIGHUP and current is not signal.SIG_DFL):
-            continue  # nohup, or a background job of a script: keep ignoring what the caller ignores
-        previous[signum] = signal.signal(signum, on_signal)
     log = runlog.RunLog(run_dir)
     printer = HeadlessPrinter(sys.stdout, log_format=log_format)
     outcome = None
-    try:
-        outcome = execute(config, run_dir, [log, printer], control, resume=resume, checkpoint=checkpoint)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        log.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if received:
-        return STOP_SIGNALS[received[0]][1]
+    with StopSignals(control) as signals:
+        try:
+            outcome = execute(config, run_dir, [log, printer], control, resume=resume, checkpoint=checkpoint)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            log.close()
+    if signals.exit_code is not None:
+        return signals.exit_code
     if outcome is None:
         return EXIT_SIGINT
     if outcome.status == "failed":

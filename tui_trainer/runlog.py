@@ -96,6 +96,20 @@ class RunDirLock:
                 self._fd = None
 
 
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (best effort: some filesystems refuse)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_json_atomic(path: Path, data) -> None:
     """Write JSON so that `path` is always the old or the new file, never a torn one: a temporary
     in the same directory (named so the next start cleans it up), fsync, rename, fsync the directory."""
@@ -114,20 +128,7 @@ def write_json_atomic(path: Path, data) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 class RunLog:

@@ -176,18 +176,17 @@ def execute(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control,
     is_main = dist is None or dist.is_main
     emit = fan.emit if is_main else (lambda e: None)
     emit(ev.Preparing(stage="loading torch"))
-    import torch  # noqa: F401  (the slow import, now that the first frame is up)
+    import torch  # noqa: F401,I001  (the slow import, now that the first frame is up)
 
     from .engine.system import SystemSampler
 
-    sample_emit = emit
+    def sample_emit(event):  # under torchrun the system panel also shows each rank's throughput
+        if dist is not None and isinstance(event, ev.SystemSample):
+            event = dataclasses.replace(event, rank_samples_per_sec=dist.rank_rates)
+        emit(event)
+
     if dist is not None and is_main:
         dist.on_peer_failure = lambda text: emit(ev.Notice(level="error", message=text))
-
-        def sample_emit(event):  # the system panel also shows each rank's throughput
-            if isinstance(event, ev.SystemSample):
-                event = dataclasses.replace(event, rank_samples_per_sec=dist.rank_rates)
-            emit(event)
     sampler = SystemSampler(sample_emit, system_interval).start() if system_interval and is_main else None
     trainer = None
     try:

@@ -13,15 +13,14 @@ The CLI imports this module only under torchrun, so a single-process start pays 
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
 from pathlib import Path
 from typing import Callable
 
 from .errors import UserError
+from .stop_signals import StopSignals
 
 # Follower exit codes for the stop signals (as the headless CLI's).
-STOP_SIGNALS = {signal.SIGINT: ("signal", 130), signal.SIGTERM: ("term", 143)}
 
 
 def run_command(args, command: Callable) -> int:
@@ -116,28 +115,17 @@ def run_follower(context, config, run_dir: Path, resume: bool) -> int:
     from .runner import execute
 
     control = Control()  # fed by this process's signals; the exchanges carry a stop to every rank
-    received: list[int] = []
-
-    def on_signal(signum, frame):
-        received.append(signum)
-        if len(received) > 1:
-            raise KeyboardInterrupt
-        control.request_stop(STOP_SIGNALS[signum][0])
-
-    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     outcome = None
-    try:
-        outcome = execute(config, run_dir, [], control, resume=resume, dist=context, system_interval=None)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    with StopSignals(control, keep_ignored=False) as signals:
+        try:
+            outcome = execute(config, run_dir, [], control, resume=resume, dist=context, system_interval=None)
+        except KeyboardInterrupt:
+            pass
     if outcome is not None and outcome.status == "failed":
         # A UserError is the same on every rank (rank 0 shows it) or recorded for rank 0 to show.
         if not context.peer_failed and outcome.exit_code != UserError.exit_code:
             print(f"tui-trainer: rank {context.rank}: error: {outcome.error}", file=sys.stderr, flush=True)
         return outcome.exit_code or 1
-    if received:
-        return STOP_SIGNALS[received[0]][1]
+    if signals.exit_code is not None:
+        return signals.exit_code
     return 0 if outcome is not None else 130

@@ -23,24 +23,12 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..runlog import fsync_dir
 
 FORMAT = "tui-trainer/checkpoint"
 FORMAT_VERSION = 1
 TMP_MARK = ".tmp-"
 _EPOCH_FILE = re.compile(r"^checkpoint_epoch_(\d+)\.pth$")
-
-
-def fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class _WriteErrorRecorder:

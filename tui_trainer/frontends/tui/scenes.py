@@ -57,7 +57,6 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
     t = T0
 
     def add(event_cls, **kw):
-        nonlocal t
         events.append(event_cls(t=t, **kw))
 
     for stage in ("loading torch", "loading data", "building model"):
