@@ -178,17 +178,19 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, monke
     """The disk fills up part-way through writing epoch 2's checkpoint: the run stops with the
     reason, epoch 1's last.pth is untouched and loadable, no temporary is left, and the run
     resumes from it once there is space again."""
-    from tui_trainer.engine import checkpoint as ckpt
+    from tui_trainer import runlog  # every atomic write (checkpoints, JSON files) goes through it
 
     run_dir = tmp_path / "run"
     saves = []
 
     def open_on_a_filling_disk(path, mode="r", *args, **kwargs):
         fh = open(path, mode, *args, **kwargs)
+        if ".pth" not in Path(path).name:
+            return fh  # config.json
         saves.append(Path(path).name)
         return _DiskFillsUp(fh, 50_000) if len(saves) > 2 else fh  # epoch 1: best + last fit
 
-    monkeypatch.setattr(ckpt, "open", open_on_a_filling_disk, raising=False)
+    monkeypatch.setattr(runlog, "open", open_on_a_filling_disk, raising=False)
     code, out, err = cli_main(tiny_run_args(run_dir, 3))
     assert code == 1, out + err
     assert "error: could not write " in out and "No space left on device; the previous checkpoint is intact" in out
@@ -253,12 +255,13 @@ def test_a_failed_write_never_touches_the_target(tmp_path, monkeypatch):
     """atomic_save directly: the exception is the real OSError, and the old bytes stay."""
     import torch
 
+    from tui_trainer import runlog
     from tui_trainer.engine import checkpoint as ckpt
 
     target = tmp_path / "last.pth"
     ckpt.atomic_save({"w": torch.arange(10.0)}, target)
     before = target.read_bytes()
-    monkeypatch.setattr(ckpt, "open", lambda p, m="r", *a, **k: _DiskFillsUp(open(p, m, *a, **k), 100),
+    monkeypatch.setattr(runlog, "open", lambda p, m="r", *a, **k: _DiskFillsUp(open(p, m, *a, **k), 100),
                         raising=False)
     with pytest.raises(OSError) as info:
         ckpt.atomic_save({"w": torch.zeros(100_000)}, target)

@@ -9,7 +9,9 @@ import fcntl
 import json
 import os
 import time
+import uuid
 from pathlib import Path
+from typing import IO, Callable
 
 from . import events as ev
 from .errors import UserError
@@ -110,15 +112,18 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, data) -> None:
-    """Write JSON so that `path` is always the old or the new file, never a torn one: a temporary
-    in the same directory (named so the next start cleans it up), fsync, rename, fsync the directory."""
+TMP_MARK = ".tmp-"  # in the names of temporaries; a start cleans up any a crash left behind
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = False) -> Path:
+    """Write a file so that `path` is always either the old or the new file, never a torn one:
+    `write` fills a temporary in the same directory, which is fsynced and renamed over `path`,
+    then the directory is fsynced. A failure (full disk, quota) raises and leaves the old file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
+        with open(tmp, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -129,6 +134,15 @@ def write_json_atomic(path: Path, data) -> None:
             pass
         raise
     fsync_dir(path.parent)
+    return path
+
+
+def write_json_atomic(path: Path, data) -> None:
+    def write(fh) -> None:
+        json.dump(data, fh, indent=2)
+        fh.write("\n")
+
+    atomic_write(path, write)
 
 
 class RunLog:

@@ -13,7 +13,6 @@ import os
 import pickle
 import random
 import re
-import uuid
 import zipfile
 import zlib
 from pathlib import Path
@@ -23,11 +22,10 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..runlog import fsync_dir
+from ..runlog import TMP_MARK, atomic_write
 
 FORMAT = "tui-trainer/checkpoint"
 FORMAT_VERSION = 1
-TMP_MARK = ".tmp-"
 _EPOCH_FILE = re.compile(r"^checkpoint_epoch_(\d+)\.pth$")
 
 
@@ -57,28 +55,17 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """torch.save `obj` to `path` so that `path` is always either the old or the new file.
 
     A failed write (full disk, quota) raises OSError and leaves the old file as it was."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as fh:
-            writer = _WriteErrorRecorder(fh)
-            try:
-                torch.save(obj, writer)
-            except RuntimeError:
-                if writer.error is not None:
-                    raise writer.error from None
-                raise
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+
+    def write(fh) -> None:
+        writer = _WriteErrorRecorder(fh)
         try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
-    return path
+            torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
+
+    return atomic_write(path, write, binary=True)
 
 
 def clean_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
