@@ -29,13 +29,15 @@ class StatePanel:
             self.show(self._state)  # type: ignore[attr-defined]
 
     _lines: int | None = None
+    #: True for panels whose height the stylesheet fixes: their content never needs a layout pass
+    fixed_height = False
 
     def set_content(self, content, lines: int) -> None:
         """Static.update, asking for a layout pass only when the height in lines changed: a
         layout pass repaints every widget on the screen, a plain refresh only this one."""
         if isinstance(content, Text):
             content = frozen(content)
-        self.update(content, layout=lines != self._lines)  # type: ignore[attr-defined]
+        self.update(content, layout=lines != self._lines and not self.fixed_height)  # type: ignore[attr-defined]
         self._lines = lines
 
 

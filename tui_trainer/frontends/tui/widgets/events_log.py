@@ -18,6 +18,7 @@ class EventsPanel(StatePanel, Static):
     DEFAULT_CSS = """
     EventsPanel { height: 1fr; }
     """
+    fixed_height = True  # 1fr here, a fixed number of lines in the app's stylesheet
 
     def __init__(self, **kwargs) -> None:
         super().__init__("", **kwargs)

@@ -22,6 +22,7 @@ class StatusHeader(Horizontal):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._key: tuple | None = None
+        self._status_width = -1
 
     def compose(self) -> ComposeResult:
         yield Static("", id="header-info")
@@ -33,7 +34,11 @@ class StatusHeader(Horizontal):
             return
         self._key = key
         self.query_one("#header-info", Static).update(frozen(self.info_text(state)), layout=False)
-        self.query_one("#header-status", Static).update(frozen(self.status_text(state, requested)))
+        status = self.status_text(state, requested)
+        # the badge is as wide as its text: a layout pass only when that width changes
+        relayout = status.cell_len != self._status_width
+        self._status_width = status.cell_len
+        self.query_one("#header-status", Static).update(frozen(status), layout=relayout)
 
     @staticmethod
     def info_text(state: RunState) -> Text:

@@ -54,7 +54,7 @@ def _position(state: RunState) -> float:
 
 
 class LrPanel(Vertical):
-    _text: Text | None = None
+    _key: tuple | None = None
 
     DEFAULT_CSS = """
     LrPanel { height: 1fr; }
@@ -66,6 +66,17 @@ class LrPanel(Vertical):
         yield LrChart(id="lr-chart")
 
     def show(self, state: RunState) -> None:
+        info = state.info
+        key = (state.lr, info.scheduler if info else None, bool(state.lr_plan), bool(state.lr_changes))
+        if key != self._key:
+            self._key = key
+            self.query_one("#lr-text", Static).update(frozen(self.label_text(state)), layout=False)
+        chart = self.query_one(LrChart)
+        if chart.display:
+            chart.show(state)
+
+    @staticmethod
+    def label_text(state: RunState) -> Text:
         text = Text("lr ", style="grey70")
         text.append(fmt.lr(state.lr), style="bold")
         if state.info is not None:
@@ -77,10 +88,4 @@ class LrPanel(Vertical):
         text.append(" │ now", style="yellow")
         if state.lr_changes:
             text.append(" × changed", style="red")
-        label = self.query_one("#lr-text", Static)
-        if text != self._text:
-            self._text = text
-            label.update(frozen(text), layout=False)
-        chart = self.query_one(LrChart)
-        if chart.display:
-            chart.show(state)
+        return text
