@@ -185,6 +185,25 @@ def test_training_reads_metrics_back_a_few_times_not_every_step(blobs, monkeypat
     assert 0 < loss < 10 and 0 <= acc <= 100
 
 
+def test_an_epoch_shorter_than_the_progress_interval_still_reports_its_steps(blobs):
+    """The console's step sparklines and progress line come from StepProgress: an epoch that ends
+    before the first interval has passed (digits takes ~0.3 s) must still report its steps."""
+    x, y = blobs(n=120, features=6, classes=3)
+    model = torch.nn.Linear(6, 3)
+    events = ev.ListSink()
+    trainer = Trainer(model, TensorLoader(x, y, 10), TensorLoader(x, y, 60), CE(),
+                      torch.optim.SGD(model.parameters(), lr=0.1), "cpu", None, sinks=[events], progress_interval=1e9)
+    trainer.fit(3)
+    ends = {e.epoch: e for e in events.of(ev.EpochEnd)}
+    for epoch in (1, 2, 3):
+        reports = [e for e in events.of(ev.StepProgress) if e.epoch == epoch]
+        assert reports, f"epoch {epoch} reported no steps"
+        last = reports[-1]
+        assert (last.step, last.steps) == (12, 12)
+        assert last.epoch_loss == pytest.approx(ends[epoch].train_loss)
+        assert last.epoch_acc == pytest.approx(ends[epoch].train_acc)
+
+
 # ---------------------------------------------------------------------- checkpoints, report, best model
 
 @pytest.fixture

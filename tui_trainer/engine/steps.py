@@ -67,7 +67,9 @@ class StepLoop:
         step = start_step
         n_group = 0
 
-        def readback(final: bool) -> None:
+        def readback(report: bool) -> None:
+            """Fold the steps queued on the device into the epoch's sums; `report`: emit them as a
+            StepProgress (the live readings; not for the flushes before a save or a pause)."""
             nonlocal pending_elems, last_report
             if pending_loss:
                 # Per-step losses come back as a list and are summed on the host in step order,
@@ -96,7 +98,7 @@ class StepLoop:
                 window = None
             now = time.perf_counter()
             last_report = now
-            if final or window is None or not self.is_main:
+            if not report or window is None or not self.is_main:
                 return
             world = dist.world_size if dist is not None else 1
             self.emit(ev.StepProgress(
@@ -154,16 +156,18 @@ class StepLoop:
                     self._process_steps += 1
                     if not rate_started and self._process_steps >= WARMUP_STEPS:
                         rate_started = True
-                        readback(final=True)
+                        readback(report=False)
                         rate_t0, rate_samples0, rate_paused0 = time.perf_counter(), sums["count"], self._paused_time
                     if dist is not None:
                         dist.exchange_requests(control, samples=sums["count"] + sum(pending_bs))
                     if control.pending:
-                        self._service(epoch, step, sums=sums, flush=lambda: readback(final=True))
+                        self._service(epoch, step, sums=sums, flush=lambda: readback(report=False))
                 now = time.perf_counter()
                 if now - last_report >= self.progress_interval or pending_elems > PENDING_ELEMENTS:
-                    readback(final=False)
-            readback(final=True)
+                    readback(report=True)
+            # the epoch's last steps are reported too: an epoch shorter than the progress interval
+            # still gives the step sparklines a point
+            readback(report=True)
         finally:
             pending_loss.clear(); pending_out.clear(); pending_y.clear()
         self._epoch_sums = dict(sums)  # a stop during validation saves them (see _run_epoch)
