@@ -48,7 +48,9 @@ def _parsed(spec: str) -> Style:
 
 
 def frozen(text: Text) -> Text:
-    """The same Text with every style parsed once into a Style object.
+    """The same Text, changed in place, with every style parsed once into a Style object (so
+    compare panels by the state they draw, not by their Text: a frozen Text no longer equals a
+    freshly built one).
 
     Textual re-parses string styles on every render with its own parser, which does not know
     names such as grey70 and falls back through a slow "did you mean" search: a few ms per
