@@ -55,18 +55,6 @@ def lr(value: float | None) -> str:
     return "--" if value is None else f"{value:.2e}"
 
 
-def num(value: float | None, digits: int = 4) -> str:
-    if value is None:
-        return "--"
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.{digits}f}"
-
-
-def pct(value: float | None, digits: int = 2) -> str:
-    return "--" if value is None or not math.isfinite(value) else f"{value:.{digits}f}%"
-
-
 def plural(n: int, word: str) -> str:
     """1 epoch, 2 epochs."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"

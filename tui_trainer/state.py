@@ -58,8 +58,6 @@ class RunState:
     skipped: int = 0
     step_losses: tuple[float, ...] = ()
     step_accs: tuple[float, ...] = ()
-    val_step: int = 0
-    val_steps: int = 0
     # per-epoch history
     epochs_done: tuple[int, ...] = ()
     train_loss: tuple[float, ...] = ()
@@ -171,7 +169,7 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
                  step_accs=(state.step_accs + (event.acc,))[-STEP_WINDOW:])
 
     if isinstance(event, ev.ValidationStarted):
-        return r(state, **base, phase="validating", step=state.steps, val_steps=event.steps)
+        return r(state, **base, phase="validating", step=state.steps)
 
     if isinstance(event, ev.EpochEnd):
         changes = dict(

@@ -16,10 +16,3 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int):
     from ..errors import UserError
 
     raise UserError(f"unknown model '{name}'")
-
-
-MODEL_NAMES = ("simplecnn", "mlp")
-
-
-def count_parameters(model) -> int:
-    return sum(p.numel() for p in model.parameters())
