@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import tarfile
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CPU = torch.device("cpu")
 PER_BATCH, TEST_SIZE = 4, 6
 FOLDER = "cifar-10-batches-py"
+REAL_DOWNLOAD = cifar10._download  # before the fixture below replaces it
 
 
 @pytest.fixture(autouse=True)
@@ -193,3 +195,45 @@ def test_a_cifar10_run_from_the_command_line(cli, tmp_path, checked_files):
     report = json.loads((run_dir / "report.json").read_text())
     assert report["class_names"] == list(catalog.CIFAR10_CLASSES)
     assert sum(report["support"]) == TEST_SIZE
+
+
+@pytest.mark.parametrize("where", ["data-dir", "default-cache"])
+def test_offline_download_prints_and_creates_nothing_before_its_one_line_error(cli, tmp_path, monkeypatch, where):
+    """No network: the connection fails before anything is said or made (no "downloading" line,
+    no empty data folder, no run directory), then one line on stderr and exit 2."""
+    attempts = []
+
+    def offline(url, *args, **kwargs):
+        attempts.append(url)
+        raise urllib.error.URLError(OSError(101, "Network is unreachable"))
+
+    monkeypatch.setattr(cifar10, "_download", REAL_DOWNLOAD)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    data_args = ["--data-dir", tmp_path / "data"] if where == "data-dir" else []
+    result = cli("run", "cifar10", *data_args, "--headless", "--run-dir", tmp_path / "run")
+    assert attempts == [cifar10.URL]
+    assert result.code == 2 and result.out == ""
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "could not be downloaded" in lines[0] and "Network is unreachable" in lines[0]
+    assert "downloading" not in result.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no data dir, no cache dir, no run dir
+
+
+def test_a_download_that_breaks_off_leaves_no_partial_file_or_folder(tmp_path, monkeypatch, capsys):
+    class Broken:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self, n):
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr(cifar10, "_download", REAL_DOWNLOAD)
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Broken())
+    with pytest.raises(UserError, match="Connection reset by peer"):
+        preflight(config(tmp_path / "data", download=True))
+    assert "downloading CIFAR-10" in capsys.readouterr().err  # it had started, so it said so
+    assert not (tmp_path / "data").exists()

@@ -183,10 +183,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     data.preflight(config)
-    run_dir = Path(config.run_dir) if config.run_dir else runlog.default_run_dir(config.dataset, config.model)
-    runlog.check_new_run_dir(run_dir)
+    if config.run_dir:
+        run_dir = Path(config.run_dir)
+        runlog.check_new_run_dir(run_dir)
+        created = not run_dir.exists()
+    else:
+        try:  # claimed with mkdir: a name no other run has, even one started in the same second
+            run_dir, created = runlog.default_run_dir(config.dataset, config.model), True
+        except OSError as exc:
+            raise UserError(f"cannot create a run directory in runs/: {exc.strerror or exc}; "
+                            "choose a writable --run-dir") from None
     config = config.replace(run_dir=str(run_dir))
-    created = not run_dir.exists()
     existing = set() if created else {p.name for p in run_dir.iterdir()}
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -22,13 +22,22 @@ CONFIG_NAME = "config.json"
 
 
 def default_run_dir(dataset: str, model: str, root: str | os.PathLike = "runs") -> Path:
+    """Create and return a new run directory named after the dataset, model and time.
+
+    The name is claimed with mkdir, which fails if the directory exists: two runs started in
+    the same second (or a directory left by an earlier run) get "-2", "-3", ... instead of
+    sharing one. Raises OSError if `root` cannot be created or written."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{dataset}-{model}-{stamp}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    Path(root).mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            n += 1
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -9,6 +9,7 @@ to put the files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -58,27 +59,39 @@ def _extract(archive: Path, root: Path) -> None:
         raise UserError(f"could not extract {archive} ({exc}); download it again, then {_where_hint(root)}") from None
 
 
+def _not_downloaded(root: Path, exc: BaseException) -> UserError:
+    reason = getattr(exc, "reason", None) or exc
+    return UserError(f"CIFAR-10 is not in {root} and could not be downloaded ({reason}); {_where_hint(root)}")
+
+
 def _download(root: Path) -> None:
     part = root / (ARCHIVE + ".part")
-    print(f"tui-trainer: downloading CIFAR-10 (163 MB) to {root} ...", file=sys.stderr, flush=True)
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        md5 = hashlib.md5()
-        with urllib.request.urlopen(URL, timeout=30) as response, open(part, "wb") as out:
-            while chunk := response.read(1 << 20):
-                md5.update(chunk)
-                out.write(chunk)
+        # Connect first: offline, the one-line error comes before anything is printed or created.
+        response = urllib.request.urlopen(URL, timeout=30)
+    except (OSError, ValueError) as exc:
+        raise _not_downloaded(root, exc) from None
+    print(f"tui-trainer: downloading CIFAR-10 (163 MB) to {root} ...", file=sys.stderr, flush=True)
+    created = not root.exists()
+    try:
+        with response:
+            root.mkdir(parents=True, exist_ok=True)
+            md5 = hashlib.md5()
+            with open(part, "wb") as out:
+                while chunk := response.read(1 << 20):
+                    md5.update(chunk)
+                    out.write(chunk)
         if md5.hexdigest() != ARCHIVE_MD5:
             raise OSError("the download is corrupted (checksum mismatch)")
         os.replace(part, root / ARCHIVE)
     except (OSError, ValueError) as exc:
-        try:
+        # A failed download leaves nothing behind: no partial archive, no empty data folder.
+        with contextlib.suppress(OSError):
             part.unlink()
-        except OSError:
-            pass
-        reason = getattr(exc, "reason", None) or exc
-        raise UserError(f"CIFAR-10 is not in {root} and could not be downloaded ({reason}); "
-                        f"{_where_hint(root)}") from None
+        if created:
+            with contextlib.suppress(OSError):
+                root.rmdir()
+        raise _not_downloaded(root, exc) from None
 
 
 def preflight(config) -> None:
