@@ -308,10 +308,10 @@ def test_best_and_newest_checkpoints_are_kept(tmp_path):
     assert load(run_dir / "last.pth")["epoch"] == finished.epochs_completed - 1
 
 
-def test_best_model_holds_the_best_epochs_weights_when_early_stopping_ends_the_run_there(tmp_path, monkeypatch):
-    """Epoch 2 has the best accuracy while its loss ends the patience: early stopping puts epoch
-    1's weights back into the model, but best_model.pth (and epoch 2's checkpoint) must hold epoch
-    2's weights; a resume from that checkpoint does not train on."""
+def test_checkpoints_hold_their_epochs_weights_when_early_stopping_restores_older_ones(tmp_path, monkeypatch):
+    """Epoch 2's loss ends the patience: early stopping puts epoch 1's weights (the best) back into
+    the model, but epoch 2's checkpoint must hold epoch 2's weights, and best_model.pth epoch 1's;
+    a resume from that checkpoint does not train on."""
     import torch
 
     from tui_trainer import events as ev
@@ -319,7 +319,7 @@ def test_best_model_holds_the_best_epochs_weights_when_early_stopping_ends_the_r
     from tui_trainer.engine import EarlyStopping, Trainer
     from tui_trainer.engine.early_stopping import clone_state_dict
 
-    scores = {1: (1.0, 50.0), 2: (1.5, 60.0)}  # (val_loss, val_acc): loss worse, accuracy better
+    scores = {1: (1.0, 50.0), 2: (1.5, 60.0)}  # (val_loss, val_acc): the monitored loss gets worse
     monkeypatch.setattr(Trainer, "_validate", lambda self, epoch: scores[epoch])
     at_epoch_end = {}
 
@@ -342,11 +342,11 @@ def test_best_model_holds_the_best_epochs_weights_when_early_stopping_ends_the_r
 
     trainer, early = make(tmp_path / "run")
     trainer.fit(5, early_stopping=early)
-    assert trainer.status == "early_stopped" and trainer.best_epoch == 2
+    assert trainer.status == "early_stopped" and trainer.best_epoch == 1
     best = load(tmp_path / "run" / "best_model.pth")
-    assert best["best_epoch"] == 2
-    assert all(torch.equal(best["model_state_dict"][k], at_epoch_end[2][k]) for k in at_epoch_end[2]), \
-        "best_model.pth must hold epoch 2's weights"
+    assert best["best_epoch"] == 1
+    assert all(torch.equal(best["model_state_dict"][k], at_epoch_end[1][k]) for k in at_epoch_end[1]), \
+        "best_model.pth must hold epoch 1's weights"
     assert not torch.equal(at_epoch_end[1]["weight"], at_epoch_end[2]["weight"])
     periodic = load(tmp_path / "run" / "checkpoint_epoch_2.pth")
     assert torch.equal(periodic["model_state_dict"]["weight"], at_epoch_end[2]["weight"])

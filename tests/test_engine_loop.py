@@ -236,9 +236,10 @@ def equal_states(a: dict, b: dict) -> bool:
 def test_run_writes_checkpoints_and_report_and_ends_with_the_best_model(tmp_path, separable, scripted_optimizer):
     x, y, vx, vy, good = separable
     # after epoch 1: all-zero weights (one class for everything), 2: the good model (the best),
-    # 3: its mirror image (everything wrong), 4: a weak version of the good model, same accuracy
-    # as epoch 2 but not better, so epoch 2 stays the best.
-    states = [scaled(good, 0.0), good, scaled(good, -1.0), scaled(good, 0.5)]
+    # 3: its mirror image (everything wrong), 4: an overconfident version of the good model, same
+    # accuracy as epoch 2 but a higher loss (the two mislabelled samples cost more), so epoch 2
+    # stays the best.
+    states = [scaled(good, 0.0), good, scaled(good, -1.0), scaled(good, 2.0)]
     model = torch.nn.Linear(2, 3)
     opt = scripted_optimizer(model, states)
     sink = ev.ListSink()

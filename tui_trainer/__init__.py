@@ -24,6 +24,7 @@ _LAZY = {
     "TensorLoader": "tui_trainer.data.loader",
     "plot_training_history": "tui_trainer.plots",
     "plot_confusion_matrix": "tui_trainer.plots",
+    "TrainingInterrupted": "tui_trainer.errors",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -40,7 +40,9 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scheduler", help=f"LR schedule: {', '.join(catalog.SCHEDULERS)}")
     g.add_argument("--plateau-patience", type=int, help="epochs without improvement before plateau halves the LR")
     g.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
-    g.add_argument("--min-delta", type=float, help="smallest val_loss decrease that counts as improvement")
+    g.add_argument("--monitor", help="metric that picks the best epoch and drives early stopping: val_loss "
+                                     "(default) or val_acc; ties go to the better value of the other")
+    g.add_argument("--min-delta", type=float, help="smallest improvement of the monitored metric that counts")
     g.add_argument("--no-restore-best", dest="restore_best", action="store_false", default=None,
                    help="when early stopping, keep the last weights instead of restoring the best")
     g.add_argument("--accum-steps", type=int, help="micro-batches per optimizer step (gradient accumulation)")
@@ -61,11 +63,17 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help="never try to download a missing dataset")
     g.add_argument("--device", help=f"device: {', '.join(catalog.DEVICES)}")
     g.add_argument("--checkpoint-every", type=int, help="save checkpoint_epoch_N.pth every N epochs (0: never)")
+    _add_threads_flag(g)
     g = p.add_argument_group("synthetic dataset")
     g.add_argument("--synthetic-shape", type=parse_shape, help="sample shape CxHxW (default 3x32x32)")
     g.add_argument("--synthetic-classes", type=int, help="number of classes (default 10)")
     g.add_argument("--synthetic-train", type=int, help="training samples (default 5000)")
     g.add_argument("--synthetic-val", type=int, help="validation samples (default 1000)")
+
+
+def _add_threads_flag(g) -> None:
+    g.add_argument("--threads", type=int, help="CPU threads for torch's operators (default: torch's choice, one per "
+                                               "core; see the README on busy machines)")
 
 
 def _add_output_flags(p: argparse.ArgumentParser) -> None:
@@ -93,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("run_dir", help="the run directory")
     res.add_argument("--epochs", type=int, help="train to this many epochs in total")
     res.add_argument("--device", help="device for the resumed run")
+    _add_threads_flag(res)
     _add_output_flags(res)
     diag = sub.add_parser("diagnose", help="check data, model, loss and gradients on one batch",
                           description="Check data, model, initial loss and gradients on one batch.")
@@ -108,7 +117,7 @@ CONFIG_FLAGS = ("model", "epochs", "batch_size", "eval_batch_size", "lr", "weigh
                 "scheduler", "plateau_patience", "patience", "min_delta", "restore_best", "accum_steps", "clip_grad",
                 "amp", "on_nan", "augment", "channels_last", "compile", "seed", "limit_batches", "run_dir",
                 "data_dir", "download", "device", "checkpoint_every", "synthetic_shape", "synthetic_classes",
-                "synthetic_train", "synthetic_val")
+                "synthetic_train", "synthetic_val", "monitor", "threads")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -119,13 +128,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def wants_tui(args: argparse.Namespace) -> bool:
     if getattr(args, "headless", False) or getattr(args, "log_format", "text") == "json":
         return False
-    term = os.environ.get("TERM", "")
-    if term in ("", "dumb", "unknown"):
-        return False
-    try:
-        return sys.stdout.isatty() and sys.stdin is not None and sys.stdin.isatty()
-    except (ValueError, AttributeError):
-        return False
+    from .frontends import terminal_available
+
+    return terminal_available()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,8 +240,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise UserError(f"{run_dir} is not a tui-trainer run (no {runlog.CONFIG_NAME})")
     import json
 
+    from .script_run import is_script_run
+
     try:
-        config = RunConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+        recorded = json.loads(config_path.read_text(encoding="utf-8"))
+        if isinstance(recorded, dict) and is_script_run(recorded):
+            raise UserError(f"{run_dir} was trained by a Python script, whose model and data the command line "
+                            f'cannot rebuild; continue it from the script: trainer.train(..., resume_from="{run_dir}")')
+        config = RunConfig.from_dict(recorded)
     except (ValueError, TypeError) as exc:
         raise UserError(f"{config_path} is not a valid run config ({exc})") from None
     changes = {"run_dir": str(run_dir)}
@@ -244,6 +255,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         changes["epochs"] = args.epochs
     if args.device is not None:
         changes["device"] = args.device
+    if args.threads is not None:
+        changes["threads"] = args.threads
     config = config.replace(**changes)
     validate(config)
     if not os.access(run_dir, os.W_OK | os.X_OK):
@@ -333,6 +346,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from .runner import build_optimizer, resolve_device, seed_everything
 
     seed_everything(config.seed)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     bundle = build_data(config, device)
     model = build_model(config.model, bundle.input_shape, bundle.num_classes).to(device)

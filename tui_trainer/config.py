@@ -15,6 +15,8 @@ from typing import Any
 from . import catalog
 from .errors import UserError
 
+MONITORS = ("val_loss", "val_acc")  # what --monitor accepts (engine/early_stopping.py says what "better" is)
+
 
 def default_data_dir() -> Path:
     """Where datasets live unless --data-dir says otherwise: the user's cache dir."""
@@ -57,6 +59,8 @@ class RunConfig:
     synthetic_classes: int = 10
     synthetic_train: int = 5000
     synthetic_val: int = 1000
+    monitor: str = "val_loss"  # decides the best epoch and early stopping; ties go to the other metric
+    threads: int | None = None  # torch intra-op threads; None: torch's default
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,6 +130,9 @@ def validate(c: RunConfig) -> None:
     _check_choice("precision (--amp)", c.amp, catalog.AMP_MODES)
     _check_choice("device", c.device, catalog.DEVICES)
     _check_choice("--on-nan policy", c.on_nan, catalog.NAN_POLICIES)
+    _check_choice("--monitor metric", c.monitor, MONITORS)
+    if c.threads is not None:
+        _check_int("--threads", c.threads, 1)
     _check_int("--epochs", c.epochs, 1)
     _check_int("--batch-size", c.batch_size, 1)
     _check_int("--eval-batch-size", c.eval_batch_size, 1)

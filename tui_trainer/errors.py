@@ -28,3 +28,21 @@ class NonFiniteLossError(RuntimeError):
             f"non-finite loss at {where}; stopping (use --on-nan skip to skip such batches, "
             "or lower --lr / enable --clip-grad)"
         )
+
+
+class TrainingInterrupted(SystemExit):
+    """`Trainer.train()` ended early because of SIGTERM, SIGHUP, Ctrl-C or quitting the console
+    mid-run, after saving last.pth (when the Trainer has a save_dir).
+
+    A SystemExit whose code is the command line's (143 SIGTERM, 129 SIGHUP, 130 SIGINT or quit):
+    left uncaught, the script ends with that code and no traceback, as `tui-trainer run` does.
+    Catch it to clean up first, or to carry on with the partial histories on the Trainer."""
+
+    def __init__(self, code: int, reason: str, checkpoint: str = "") -> None:
+        super().__init__(code)
+        self.reason = reason  # SIGTERM | SIGHUP | SIGINT | quit
+        self.checkpoint = checkpoint  # the saved last.pth, "" when nothing was saved
+
+    def __str__(self) -> str:
+        saved = f"; saved {self.checkpoint}" if self.checkpoint else ""
+        return f"training interrupted ({self.reason}, exit code {self.code}){saved}"

@@ -75,6 +75,21 @@ class RunStarted(Event):
     world_size: int = 1
     resumed: bool = False
     compiled: bool = False
+    # The metric that decides the best epoch and early stopping. Logs written before it existed
+    # watched val_loss for early stopping (and chose the best epoch by val_acc, see EpochEnd).
+    monitor: str = "val_loss"
+    # A resumed run: what the epochs before the resume left (restored from the checkpoint), so
+    # that every view shows the whole run. Empty for a new run, and in logs older than these fields.
+    history_train_loss: tuple[float, ...] = ()
+    history_train_acc: tuple[float, ...] = ()
+    history_val_loss: tuple[float, ...] = ()
+    history_val_acc: tuple[float, ...] = ()
+    history_lr: tuple[float, ...] = ()  # the LR each epoch ran with
+    best_epoch: int = 0
+    best_val_acc: float | None = None
+    best_val_loss: float | None = None
+    lr_changes: tuple[tuple[float, float, str], ...] = ()  # unplanned: (epoch position, new lr, reason)
+    early_stop_counter: int = 0  # epochs without improvement so far
 
 
 @dataclass(frozen=True)
@@ -123,8 +138,12 @@ class EpochEnd(Event):
     samples_per_sec: float
     is_best: bool
     best_epoch: int
-    best_val_acc: float
+    best_val_acc: float  # of the best epoch
     skipped: int = 0
+    best_val_loss: float | None = None  # of the best epoch
+    # What chose the best epoch (ties broken by the other metric). Logs written before the
+    # field existed chose it by val_acc, first tie winning.
+    monitor: str = "val_acc"
 
 
 @dataclass(frozen=True)
@@ -233,9 +252,11 @@ class RunFinished(Event):
     status: str  # finished | early_stopped | stopped | interrupted
     epochs_completed: int
     best_epoch: int
-    best_val_acc: float
+    best_val_acc: float  # of the best epoch
     elapsed: float
     last_checkpoint: str = ""
+    best_val_loss: float | None = None  # of the best epoch
+    monitor: str = "val_acc"  # what chose the best epoch (see EpochEnd)
 
 
 @dataclass(frozen=True)

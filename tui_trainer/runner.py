@@ -81,6 +81,8 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
     from .models import build_model
 
     rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     # Under torchrun each rank draws its own dropout masks; DDP starts all from rank 0's weights.
     seed_everything(config.seed + rank if config.seed is not None else None)
     device = resolve_device(config.device)
@@ -96,8 +98,8 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
         steps = min(steps, config.limit_batches)
     opt_steps = -(-steps // config.accum_steps)
     scheduler = scheduler_for_run(optimizer, config.scheduler, config.epochs, opt_steps, config.plateau_patience)
-    early = EarlyStopping(patience=config.patience, min_delta=config.min_delta,
-                          restore_best_weights=config.restore_best) if config.patience > 0 else None
+    early = EarlyStopping(patience=config.patience, min_delta=config.min_delta, restore_best_weights=config.restore_best,
+                          monitor=config.monitor) if config.patience > 0 else None
     run_model = model
     if dist is not None:
         run_model = dist.wrap_model(model, device)
@@ -111,7 +113,7 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
         num_classes=data.num_classes, on_nan=config.on_nan, limit_batches=config.limit_batches,
         channels_last=config.channels_last, run_name=run_dir.name, dataset_name=config.dataset,
         model_name=config.model, config=config.to_dict(), dist=dist, compiled=config.compile,
-        **trainer_options,
+        monitor=config.monitor, **trainer_options,
     )
     trainer.scheduler = scheduler
     trainer.early_stopping = early

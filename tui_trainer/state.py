@@ -69,6 +69,7 @@ class RunState:
     val_time_total: float = 0.0
     best_epoch: int = 0
     best_val_acc: float | None = None
+    restored_epochs: int = 0  # epochs a resumed run did before (from RunStarted), not timed here
     # learning rate
     lr_plan: tuple[tuple[float, float], ...] = ()
     lr_changes: tuple[tuple[float, float, str], ...] = ()  # (epoch position, new lr, reason)
@@ -110,7 +111,7 @@ class RunState:
         per_epoch_samples = min(info.train_size, self.steps * info.batch_size) if self.steps else info.train_size
         epochs_left_after_this = max(0, self.num_epochs - max(self.epoch, 1))
         samples_left = max(0, per_epoch_samples - self.samples) + epochs_left_after_this * per_epoch_samples
-        done_epochs = len(self.epochs_done)
+        done_epochs = len(self.epochs_done) - self.restored_epochs
         val_each = self.val_time_total / done_epochs if done_epochs else 0.0
         return samples_left / self.samples_per_sec + val_each * (epochs_left_after_this + 1)
 
@@ -154,6 +155,7 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
         return r(state, **base, status="RUNNING", stage="running", info=event, started_t=t,
                  epoch=event.start_epoch, num_epochs=event.num_epochs,
                  steps=event.steps_per_epoch, lr=event.lr, lr_plan=event.lr_plan,
+                 report=None, end=None, error="", paused_since=None, **_history(state, event),
                  log=_log(state, t, "info", text))
 
     if isinstance(event, ev.EpochStarted):
@@ -189,7 +191,9 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
             changes["samples_per_sec"] = event.samples_per_sec
         log = state.log
         if event.is_best:
-            log = _log(state, t, "good", f"new best: val acc {event.val_acc:.2f}% at epoch {event.epoch}")
+            value = (f"val_loss {event.val_loss:.4f}" if event.monitor == "val_loss"
+                     else f"val acc {event.val_acc:.2f}%")
+            log = _log(state, t, "good", f"new best: {value} at epoch {event.epoch}")
         return r(state, **base, **changes, log=log)
 
     if isinstance(event, ev.EarlyStopUpdate):
@@ -255,6 +259,26 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
                  log=_log(state, t, "error", event.error))
 
     return r(state, **base)
+
+
+def _history(state: RunState, event: ev.RunStarted) -> dict:
+    """The per-epoch history a run starts from: none for a new run; for a resumed run the epochs
+    before the resume, as its checkpoint recorded them (replacing what a replay of the earlier
+    part of the log gathered, which may hold an epoch the checkpoint does not)."""
+    if event.resumed and event.start_epoch and not event.history_val_loss:
+        return {}  # a log written before RunStarted carried the history: keep what the replay has
+    n = len(event.history_val_loss)
+    early_stop = None
+    if n and event.patience:
+        monitored = event.best_val_acc if event.monitor == "val_acc" else event.best_val_loss
+        early_stop = ev.EarlyStopUpdate(epoch=n, counter=event.early_stop_counter, patience=event.patience,
+                                        best_score=monitored, best_epoch=event.best_epoch,
+                                        min_delta=event.min_delta, monitor=event.monitor, t=event.t)
+    return dict(epochs_done=tuple(range(1, n + 1)), train_loss=event.history_train_loss,
+                train_acc=event.history_train_acc, val_loss=event.history_val_loss, val_acc=event.history_val_acc,
+                epoch_lrs=event.history_lr, best_epoch=event.best_epoch, best_val_acc=event.best_val_acc,
+                lr_changes=event.lr_changes, early_stop=early_stop, restored_epochs=n,
+                train_time_total=0.0, val_time_total=0.0)
 
 
 def _close_pause(state: RunState, t: float) -> dict:

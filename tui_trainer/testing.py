@@ -17,10 +17,11 @@ from pathlib import Path
 
 
 class PtyRun:
-    """`python -m tui_trainer ARGS` on a COLSxROWS pseudo-terminal."""
+    """`python -m tui_trainer ARGS` on a COLSxROWS pseudo-terminal (`program` replaces
+    `python -m tui_trainer`, e.g. [sys.executable] to run a script)."""
 
     def __init__(self, args: list[str], cwd: str | Path | None = None, size: tuple[int, int] = (120, 36),
-                 env: dict | None = None) -> None:
+                 env: dict | None = None, program: list[str] | None = None) -> None:
         cols, rows = size
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -32,7 +33,8 @@ class PtyRun:
         full_env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
         full_env.update(env or {})
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "tui_trainer", *args], stdin=slave, stdout=slave,
+        program = program or [sys.executable, "-m", "tui_trainer"]
+        self.proc = subprocess.Popen([*program, *args], stdin=slave, stdout=slave,
                                      stderr=slave, cwd=cwd, env=full_env, preexec_fn=become_session_leader,
                                      close_fds=True)
         os.close(slave)

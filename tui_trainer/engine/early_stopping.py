@@ -16,46 +16,98 @@ def clone_state_dict(state: dict) -> dict:
     return {k: (v.detach().clone() if hasattr(v, "detach") else v) for k, v in state.items()}
 
 
+# What each monitored metric's "better" is. The other metric breaks ties: accuracies tie often
+# (a saturated digits run sits at 100% for many epochs) and then the lower loss is the better model.
+MONITORS = {"val_loss": "min", "val_acc": "max"}
+
+
+def improves(mode: str, value: float, tie_breaker: float | None, best: float | None,
+             best_tie_breaker: float | None, min_delta: float = 0.0) -> bool:
+    """Is `value` a new best? Better than `best` by more than min_delta, or equal to it with a
+    better tie-breaker (the other metric, which goes the other way: higher accuracy when the loss
+    is monitored, lower loss when the accuracy is)."""
+    if not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    if (value < best - min_delta) if mode == "min" else (value > best + min_delta):
+        return True
+    if value != best or tie_breaker is None or best_tie_breaker is None or not math.isfinite(tie_breaker):
+        return False
+    return tie_breaker > best_tie_breaker if mode == "min" else tie_breaker < best_tie_breaker
+
+
+def monitor_for(monitor: str | None, mode: str | None) -> str | None:
+    """The metric an EarlyStopping watches: as given, or read from its mode (min: the validation
+    loss, max: the accuracy); None when neither was given (the Trainer's monitor then applies)."""
+    if monitor is not None:
+        if monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, not {monitor!r}")
+        if mode is not None and mode != MONITORS[monitor]:
+            raise ValueError(f"mode {mode!r} contradicts monitor {monitor!r} (which is {MONITORS[monitor]!r})")
+        return monitor
+    if mode is None:
+        return None
+    if mode not in ("min", "max"):
+        raise ValueError("mode must be 'min' or 'max'")
+    return "val_loss" if mode == "min" else "val_acc"
+
+
 class EarlyStopping:
+    """Stop when the monitored metric has not improved for `patience` epochs.
+
+    monitor: "val_loss" or "val_acc" (mode "min" or "max" says the same). Inside a Trainer it
+    follows the Trainer's monitor unless given; alone it watches whatever value it is called with,
+    as a loss unless mode="max"."""
+
     def __init__(self, patience: int = 7, min_delta: float = 0.0, restore_best_weights: bool = True,
-                 verbose: bool = False, mode: str = "min") -> None:
-        if mode not in ("min", "max"):
-            raise ValueError("mode must be 'min' or 'max'")
+                 verbose: bool = False, mode: str | None = None, monitor: str | None = None) -> None:
+        self.monitor = monitor_for(monitor, mode)
+        self.mode = MONITORS[self.monitor] if self.monitor else "min"
         self.patience = patience
         self.min_delta = min_delta
         self.restore_best_weights = restore_best_weights
         self.verbose = verbose
-        self.mode = mode
         self.best_loss: float | None = None  # the seed's name; holds the best monitored value
+        self.best_tie_breaker: float | None = None  # the other metric at the best epoch
         self.best_epoch = 0
         self.counter = 0
         self.best_weights: dict | None = None
         self.stopped = False
         self._calls = 0
 
-    def is_improvement(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best_loss is None:
-            return True
-        if self.mode == "min":
-            return value < self.best_loss - self.min_delta
-        return value > self.best_loss + self.min_delta
+    def watch(self, monitor: str) -> None:
+        """Watch `monitor` (the Trainer's), unless this EarlyStopping was told another one."""
+        if self.monitor is not None and self.monitor != monitor:
+            raise ValueError(f"EarlyStopping watches {self.monitor} but the Trainer monitors {monitor}: one "
+                             "metric decides both the best checkpoint and early stopping; pass the same to both")
+        self.monitor, self.mode = monitor, MONITORS[monitor]
 
-    def __call__(self, val_loss: float, model: Any) -> bool:
-        """Record one epoch's value; returns True when training should stop."""
+    def is_improvement(self, value: float, tie_breaker: float | None = None) -> bool:
+        return improves(self.mode, value, tie_breaker, self.best_loss, self.best_tie_breaker, self.min_delta)
+
+    def __call__(self, val_loss: float, model: Any, tie_breaker: float | None = None) -> bool:
+        """Record one epoch's monitored value (the seed's argument name, whatever the metric);
+        returns True when training should stop."""
+        return self.update(self.is_improvement(val_loss, tie_breaker), val_loss, model, tie_breaker)
+
+    def update(self, improved: bool, value: float, model: Any, tie_breaker: float | None = None) -> bool:
+        """Record one epoch whose improvement was decided by the caller (the Trainer decides
+        once, for the best checkpoint and early stopping alike); returns True to stop."""
         self._calls += 1
-        if self.is_improvement(val_loss):
-            self.best_loss = float(val_loss)
+        name = self.monitor or "validation loss"
+        if improved:
+            self.best_loss = float(value)
+            self.best_tie_breaker = tie_breaker
             self.best_epoch = self._calls
             self.counter = 0
             self.save_checkpoint(model)
             if self.verbose:
-                print(f"validation loss improved to {val_loss:.6f}")
+                print(f"{name} improved to {value:.6f}")
         else:
             self.counter += 1
             if self.verbose:
-                print(f"validation loss did not improve ({self.counter}/{self.patience})")
+                print(f"{name} did not improve ({self.counter}/{self.patience})")
         if self.patience > 0 and self.counter >= self.patience:
             self.stopped = True
             if self.restore_best_weights and self.best_weights is not None:
@@ -75,14 +127,15 @@ class EarlyStopping:
 
     def state_dict(self) -> dict:
         return {
-            "patience": self.patience, "min_delta": self.min_delta, "mode": self.mode,
-            "best_loss": self.best_loss, "best_epoch": self.best_epoch, "counter": self.counter,
-            "stopped": self.stopped, "calls": self._calls,
+            "patience": self.patience, "min_delta": self.min_delta, "mode": self.mode, "monitor": self.monitor,
+            "best_loss": self.best_loss, "best_tie_breaker": self.best_tie_breaker, "best_epoch": self.best_epoch,
+            "counter": self.counter, "stopped": self.stopped, "calls": self._calls,
             "best_weights": self.best_weights,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.best_loss = state["best_loss"]
+        self.best_tie_breaker = state.get("best_tie_breaker")
         self.best_epoch = state["best_epoch"]
         self.counter = state["counter"]
         self.stopped = state["stopped"]

@@ -74,6 +74,7 @@ class Evaluation:
         data = ev.to_dict(event)
         data.pop("event")
         data.update({"best_epoch": self.best_epoch, "best_val_acc": self.best_val_acc,
+                     "best_val_loss": self.best_val_loss, "monitor": self.monitor,
                      "epochs_completed": self.epoch, "status": self.status,
                      "history": self._history_dict()})
         from ..runlog import write_json_atomic

@@ -20,7 +20,7 @@ from .. import events as ev
 from ..errors import NonFiniteLossError, UserError
 from . import checkpoint as ckpt
 from .control import Control
-from .early_stopping import EarlyStopping, clone_state_dict
+from .early_stopping import MONITORS, EarlyStopping, clone_state_dict, improves
 from .evaluation import Evaluation, validate_epoch
 from .metrics import classification_metrics_from_confusion
 from .outcomes import STOP_OUTCOMES, CheckpointWriteError, StopTraining, StopValidation
@@ -50,7 +50,8 @@ class Trainer(StepLoop, Evaluation, Persistence):
                  num_classes: int | None = None, on_nan: str = "stop", limit_batches: int | None = None,
                  channels_last: bool = False, run_name: str | None = None, dataset_name: str = "custom",
                  model_name: str | None = None, config: dict | None = None, dist=None,
-                 progress_interval: float = PROGRESS_INTERVAL, compiled: bool = False) -> None:
+                 progress_interval: float = PROGRESS_INTERVAL, compiled: bool = False,
+                 monitor: str | None = None) -> None:
         self.model = model
         self.train_loader = train_loader
         self.val_loader = val_loader
@@ -65,8 +66,8 @@ class Trainer(StepLoop, Evaluation, Persistence):
         self.precision = amp if isinstance(amp, Precision) else resolve_precision(amp, self.device)
         self.scaler = self.precision.make_scaler()
         self.checkpoint_every = checkpoint_every
-        self.num_classes = num_classes
         self.class_names = tuple(class_names) if class_names else None
+        self.num_classes = num_classes or (len(self.class_names) if self.class_names else None)
         self.on_nan = on_nan
         self.limit_batches = limit_batches
         self.channels_last = channels_last
@@ -84,11 +85,19 @@ class Trainer(StepLoop, Evaluation, Persistence):
         self.val_losses: list[float] = []
         self.val_accs: list[float] = []
         self.lrs: list[float] = []
-        self.best_val_acc = 0.0
+        # The best epoch: by `monitor` (val_loss unless the Trainer or its EarlyStopping says
+        # val_acc), ties broken by the other metric. It decides best_model.pth, early stopping,
+        # the weights restored and evaluated at the end, and every "best" a view shows.
+        if monitor is not None and monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, not {monitor!r}")
+        self._monitor_given = monitor
+        self.monitor = monitor or "val_loss"
+        self.best_val_acc = 0.0  # of the best epoch
+        self.best_val_loss: float | None = None
         self.best_epoch = 0  # 1-based; 0 until an epoch completes
         self.epoch = 0  # completed epochs
         self.global_step = 0  # optimizer steps
-        self.manual_lr_changes: list[dict] = []
+        self.manual_lr_changes: list[dict] = []  # LR changes nobody planned: manual and plateau
         self.scheduler = None
         self.early_stopping: EarlyStopping | None = None
         self.num_epochs = 0
@@ -109,28 +118,25 @@ class Trainer(StepLoop, Evaluation, Persistence):
         return _unwrap(self.model)
 
     def train(self, num_epochs: int, scheduler=None, early_stopping: EarlyStopping | None = None,
-              ui: str | None = None):
+              ui: str | None = None, resume_from: str | os.PathLike | None = None):
         """Run training; returns (train_losses, train_accs, val_losses, val_accs) like the seed.
 
-        ui: None prints a plain log when no sinks were given; "tui" opens the live console;
-        "none" stays silent.
+        ui: None prints a plain log when no sinks were given; "headless" prints it anyway; "tui"
+        opens the live console (the plain log where there is no terminal); "none" stays silent.
+        resume_from: a run directory whose newest checkpoint to continue from.
+        With a save_dir, the run directory gets config.json, events.jsonl, checkpoints and
+        report.json. SIGTERM, SIGHUP and Ctrl-C save last.pth and raise TrainingInterrupted
+        (a SystemExit with exit code 143, 129 or 130). See tui_trainer/script_run.py.
         """
-        if ui == "tui":
-            from ..frontends.tui.launch import train_in_tui
+        from ..script_run import train_from_script
 
-            return train_in_tui(self, num_epochs, scheduler, early_stopping)
-        if ui not in (None, "none", "headless"):
-            raise ValueError("ui must be None, 'tui', 'headless' or 'none'")
-        if (ui == "headless" or (ui is None and not self.events.sinks)) and self.is_main:
-            from ..frontends.headless import HeadlessPrinter
-
-            self.events.add(HeadlessPrinter())
-        return self.fit(num_epochs, scheduler, early_stopping)
+        return train_from_script(self, num_epochs, scheduler, early_stopping, ui, resume_from)
 
     def fit(self, num_epochs: int, scheduler=None, early_stopping: EarlyStopping | None = None):
         self.num_epochs = num_epochs
         self.scheduler = scheduler
         self.early_stopping = early_stopping
+        self.resolve_monitor()
         try:
             self._fit()
         except BaseException as exc:
@@ -147,6 +153,24 @@ class Trainer(StepLoop, Evaluation, Persistence):
                                    last_checkpoint=self._newest_checkpoint()))
             raise
         return self.train_losses, self.train_accs, self.val_losses, self.val_accs
+
+    def resolve_monitor(self) -> str:
+        """The one metric behind the best epoch and early stopping: the Trainer's, else its
+        EarlyStopping's, else val_loss (ValueError when the two were given different ones)."""
+        es = self.early_stopping
+        self.monitor = self._monitor_given or (es.monitor if es is not None and es.monitor else "val_loss")
+        if es is not None:
+            es.watch(self.monitor)
+        return self.monitor
+
+    def _is_new_best(self, val_loss: float, val_acc: float) -> bool:
+        if self.best_epoch == 0:
+            return True
+        es = self.early_stopping
+        min_delta = es.min_delta if es is not None else 0.0
+        if self.monitor == "val_acc":
+            return improves("max", val_acc, val_loss, self.best_val_acc, self.best_val_loss, min_delta)
+        return improves("min", val_loss, val_acc, self.best_val_loss, self.best_val_acc, min_delta)
 
     # ------------------------------------------------------------------ the run
     def _fit(self) -> None:
@@ -176,7 +200,8 @@ class Trainer(StepLoop, Evaluation, Persistence):
             self._final_evaluation()
         self.emit(ev.RunFinished(status=status, epochs_completed=self.epoch, best_epoch=self.best_epoch,
                                  best_val_acc=self.best_val_acc, elapsed=time.perf_counter() - run_started,
-                                 last_checkpoint=self._newest_checkpoint()))
+                                 last_checkpoint=self._newest_checkpoint(), best_val_loss=self.best_val_loss,
+                                 monitor=self.monitor))
 
     def _emit_started(self) -> None:
         raw = self.raw_model
@@ -184,6 +209,7 @@ class Trainer(StepLoop, Evaluation, Persistence):
         opt_steps = math.ceil(steps / self.accum_steps)
         lr = self.optimizer.param_groups[0]["lr"]
         es = self.early_stopping
+        resumed = self.epoch > 0 or self._resume is not None
         device_name = str(self.device)
         if self.device.type == "cuda":
             device_name = torch.cuda.get_device_name(self.device)
@@ -201,8 +227,8 @@ class Trainer(StepLoop, Evaluation, Persistence):
             patience=es.patience if es else 0, min_delta=es.min_delta if es else 0.0,
             restore_best=es.restore_best_weights if es else False, clip_grad=self.clip_grad,
             checkpoint_every=self.checkpoint_every, seed=self.config.get("seed"),
-            world_size=self.dist.world_size if self.dist else 1, resumed=self.epoch > 0 or self._resume is not None,
-            compiled=self.compiled,
+            world_size=self.dist.world_size if self.dist else 1, resumed=resumed, compiled=self.compiled,
+            monitor=self.monitor, **(self._restored_history() if resumed else {}),
         ))
         if self.compiled:
             self.emit(ev.Notice(level="info", message="torch.compile: the first steps compile the model"))
@@ -232,14 +258,15 @@ class Trainer(StepLoop, Evaluation, Persistence):
         self.val_losses.append(val_loss)
         self.val_accs.append(val_acc)
         self.lrs.append(lr_at_start)
-        is_best = val_acc > self.best_val_acc or self.best_epoch == 0
+        is_best = self._is_new_best(val_loss, val_acc)
         if is_best:
-            self.best_val_acc, self.best_epoch = val_acc, epoch
+            self.best_epoch, self.best_val_acc, self.best_val_loss = epoch, val_acc, val_loss
         self.emit(ev.EpochEnd(
             epoch=epoch, num_epochs=self.num_epochs, train_loss=train_loss, train_acc=train_acc,
             val_loss=val_loss, val_acc=val_acc, lr=lr_at_start, epoch_time=time.perf_counter() - t0,
             train_time=train_time, val_time=val_time, samples_per_sec=rate, is_best=is_best,
-            best_epoch=self.best_epoch, best_val_acc=self.best_val_acc, skipped=skipped))
+            best_epoch=self.best_epoch, best_val_acc=self.best_val_acc, skipped=skipped,
+            best_val_loss=self.best_val_loss, monitor=self.monitor))
         stop = False
         periodic = bool(self.checkpoint_every) and epoch % self.checkpoint_every == 0
         weights_now = None
@@ -249,10 +276,11 @@ class Trainer(StepLoop, Evaluation, Persistence):
             weights_now = clone_state_dict(self.raw_model.state_dict())
         if self.early_stopping is not None:
             es = self.early_stopping
-            stop = es(val_loss, self.raw_model)
+            value, other = (val_acc, val_loss) if self.monitor == "val_acc" else (val_loss, val_acc)
+            stop = es.update(is_best, value, self.raw_model, other)  # the same decision as is_best
             self.emit(ev.EarlyStopUpdate(
                 epoch=epoch, counter=es.counter, patience=es.patience, best_score=es.best_loss,
-                best_epoch=es.best_epoch, min_delta=es.min_delta, improved=es.counter == 0,
+                best_epoch=es.best_epoch, min_delta=es.min_delta, monitor=self.monitor, improved=is_best,
                 triggered=stop))
         if is_best:
             self.save("best_model.pth", "best", model_state=weights_now)
@@ -273,8 +301,10 @@ class Trainer(StepLoop, Evaluation, Persistence):
             s.step(val_loss)
             after = self.optimizer.param_groups[0]["lr"]
             if after != before:
-                self.emit(ev.LrChanged(epoch=epoch, step=self.steps_per_epoch(), old_lr=before,
-                                       new_lr=after, reason="plateau"))
+                step = self.steps_per_epoch()
+                self.manual_lr_changes.append({"epoch": epoch, "step": step, "factor": after / before, "lr": after,
+                                               "reason": "plateau"})
+                self.emit(ev.LrChanged(epoch=epoch, step=step, old_lr=before, new_lr=after, reason="plateau"))
         else:
             s.step()
 

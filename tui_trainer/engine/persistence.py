@@ -35,6 +35,7 @@ class Persistence:
             "early_stopping": es.state_dict() if es is not None else None,
             "history": self._history_dict(),
             "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss, "monitor": self.monitor,
             "manual_lr_changes": list(self.manual_lr_changes),
             "rng": ckpt.capture_rng(), "loader": loader_state,
             "num_classes": self.num_classes, "class_names": list(self.class_names or ()),
@@ -84,8 +85,10 @@ class Persistence:
             return False
         data = ckpt.safe_load(path, map_location=self.device)
         self.raw_model.load_state_dict(data["model_state_dict"])
+        loss = data.get("best_val_loss")
         self.emit(ev.Notice(level="info", message=f"loaded the best model (epoch {data.get('best_epoch')}, "
-                                                  f"val acc {data.get('best_val_acc', 0):.2f}%)"))
+                                                  + (f"val_loss {loss:.4f}, " if loss is not None else "")
+                                                  + f"val acc {data.get('best_val_acc', 0):.2f}%)"))
         return True
 
     def load_state_dict(self, data: dict) -> None:
@@ -102,6 +105,9 @@ class Persistence:
         self.train_losses, self.train_accs = list(h["train_loss"]), list(h["train_acc"])
         self.val_losses, self.val_accs, self.lrs = list(h["val_loss"]), list(h["val_acc"]), list(h["lr"])
         self.best_val_acc, self.best_epoch = data["best_val_acc"], data["best_epoch"]
+        self.best_val_loss = data.get("best_val_loss")
+        if self.best_val_loss is None and 0 < self.best_epoch <= len(self.val_losses):  # older checkpoints
+            self.best_val_loss = self.val_losses[self.best_epoch - 1]
         self.epoch, self.global_step = data["epoch"], data["global_step"]
         self.manual_lr_changes = list(data.get("manual_lr_changes") or [])
         self._active_time = float(data.get("active_time", 0.0))
@@ -110,6 +116,18 @@ class Persistence:
         if data.get("step_in_epoch") and data.get("loader") is not None and hasattr(self.train_loader, "load_state_dict"):
             self._resume = {"step": data["step_in_epoch"], "sums": data["epoch_sums"]}
         ckpt.restore_rng(data["rng"])
+
+    def _restored_history(self) -> dict:
+        """The RunStarted fields of a resumed run: what the epochs before the resume left."""
+        steps = max(1, self.steps_per_epoch())
+        changes = tuple((c["epoch"] - 1 + min(c["step"], steps) / steps, c["lr"], c.get("reason", "manual"))
+                        for c in self.manual_lr_changes)
+        es = self.early_stopping
+        return dict(history_train_loss=tuple(self.train_losses), history_train_acc=tuple(self.train_accs),
+                    history_val_loss=tuple(self.val_losses), history_val_acc=tuple(self.val_accs),
+                    history_lr=tuple(self.lrs), best_epoch=self.best_epoch,
+                    best_val_acc=self.best_val_acc if self.best_epoch else None, best_val_loss=self.best_val_loss,
+                    lr_changes=changes, early_stop_counter=es.counter if es is not None else 0)
 
     def _newest_checkpoint(self) -> str:
         if self.save_dir is None:

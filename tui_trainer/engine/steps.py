@@ -250,6 +250,6 @@ class StepLoop:
                 if isinstance(values, list) and attr != "min_lrs":
                     setattr(s, attr, [v * factor for v in values])
         new = self.optimizer.param_groups[0]["lr"]
-        self.manual_lr_changes.append({"epoch": epoch, "step": step, "factor": factor, "lr": new})
+        self.manual_lr_changes.append({"epoch": epoch, "step": step, "factor": factor, "lr": new, "reason": "manual"})
         self.emit(ev.LrChanged(epoch=epoch, step=step, old_lr=old, new_lr=new, reason="manual"))
 

@@ -7,7 +7,7 @@ Within long epochs a progress line appears at most every `progress_every` second
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Callable, TextIO
 
 from .. import events as ev
 from .. import fmt
@@ -18,8 +18,11 @@ EPOCH_HEADER = (f"{'epoch':>9}  {'train_loss':>10}  {'train_acc':>9}  {'val_loss
 
 
 class HeadlessPrinter:
-    def __init__(self, stream: TextIO | None = None, log_format: str = "text", progress_every: float = 5.0) -> None:
+    def __init__(self, stream: TextIO | None = None, log_format: str = "text", progress_every: float = 5.0,
+                 resume_hint: Callable[[str], str] | None = None) -> None:
         self.stream = stream if stream is not None else sys.stdout
+        # how to continue an interrupted run in RUN_DIR (a script's runs resume from the script)
+        self.resume_hint = resume_hint or (lambda run_dir: f"tui-trainer resume {run_dir}")
         self.json = log_format == "json"
         self.progress_every = progress_every
         self.state = RunState()
@@ -63,7 +66,7 @@ class HeadlessPrinter:
                   + (f", clip {e.clip_grad:g}" if e.clip_grad else ", no clipping"))
         p(f"  recipe     {recipe}")
         if e.patience:
-            p(f"  early stop patience {e.patience} on val_loss (min_delta {e.min_delta:g})"
+            p(f"  early stop patience {e.patience} on {e.monitor} (min_delta {e.min_delta:g})"
               + (", restores best weights" if e.restore_best else ""))
         if e.resumed:
             p(f"  resuming after epoch {e.start_epoch}")
@@ -131,10 +134,14 @@ class HeadlessPrinter:
     def _on_RunFinished(self, e: ev.RunFinished) -> None:
         words = {"finished": "finished", "early_stopped": "stopped early", "stopped": "stopped by the user",
                  "interrupted": "interrupted"}.get(e.status, e.status)
-        best = f"; best val acc {e.best_val_acc:.2f}% at epoch {e.best_epoch}" if e.best_epoch else ""
+        best = ""
+        if e.best_epoch and e.monitor == "val_loss" and e.best_val_loss is not None:
+            best = f"; best val_loss {e.best_val_loss:.4f} at epoch {e.best_epoch} (val acc {e.best_val_acc:.2f}%)"
+        elif e.best_epoch:
+            best = f"; best val acc {e.best_val_acc:.2f}% at epoch {e.best_epoch}"
         self._print(f"run {words} after {fmt.plural(e.epochs_completed, 'epoch')} in {fmt.duration(e.elapsed)}{best}")
         if e.status == "interrupted" and e.last_checkpoint:
-            self._print(f"resume with: tui-trainer resume {self.state.info.run_dir if self.state.info else ''}")
+            self._print(f"resume with: {self.resume_hint(self.state.info.run_dir if self.state.info else '')}")
 
     def _on_RunFailed(self, e: ev.RunFailed) -> None:
         if not self._started:

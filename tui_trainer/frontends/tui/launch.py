@@ -140,8 +140,10 @@ def build_trainer_app(trainer, num_epochs: int, scheduler=None, early_stopping=N
     return TrainerApp(store, trainer.control, job)
 
 
-def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None):
-    """Open the console for a Trainer built in the user's own script; returns the histories."""
+def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None) -> str:
+    """Open the console for a Trainer built in the user's own script (script_run.py calls this).
+    Returns "" when the run ended on its own (finished, stopped with `s`, early-stopped), else
+    what cut it short: "quit", "SIGTERM" or "SIGINT" (after a hang-up the process has exited)."""
     share_malloc_arena()
     app = build_trainer_app(trainer, num_epochs, scheduler, early_stopping)
     previous = _install_signal_handlers(app)
@@ -153,7 +155,10 @@ def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None):
     outcome = app.outcome
     if outcome is not None and getattr(outcome, "status", "") == "failed":
         raise RuntimeError(outcome.error)
-    return trainer.train_losses, trainer.train_accs, trainer.val_losses, trainer.val_accs
+    if app.quit_reason and app.store.snapshot().status in ("INTERRUPTED", "STOPPING", "PREPARING", "RUNNING",
+                                                           "PAUSED"):
+        return app.quit_reason
+    return ""
 
 
 def show_run(events_path: Path) -> int:
