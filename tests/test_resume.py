@@ -25,8 +25,8 @@ def _single_thread():
 def _start(run_dir: Path, stop_at: tuple[int, int] | None, lr_change_after: int = 1):
     """Run the tiny recipe in this process the way `tui-trainer run` does (config.json, events.jsonl,
     the lock), halving the LR by hand after epoch `lr_change_after`, and asking for a stop at
-    (epoch, step) - step 0 meaning the end of that epoch, step -1 its validation - the way the
-    stop key or Ctrl-C does."""
+    (epoch, step) - step 0 meaning the end of that epoch, step -1 its validation - the way Ctrl-C
+    does (a run stopped with the stop key counts as done; see test_stop_key.py)."""
     from tui_trainer import cli, events as ev, runlog
     from tui_trainer.engine.control import Control
     from tui_trainer.runner import execute
@@ -46,11 +46,11 @@ def _start(run_dir: Path, stop_at: tuple[int, int] | None, lr_change_after: int 
                 return
             epoch, step = stop_at
             if step == 0 and isinstance(e, ev.EpochEnd) and e.epoch == epoch:
-                control.request_stop("user")
+                control.request_stop("signal")
             if step > 0 and isinstance(e, ev.StepProgress) and e.epoch == epoch and e.step >= step:
-                control.request_stop("user")
+                control.request_stop("signal")
             if step < 0 and isinstance(e, ev.ValidationStarted) and e.epoch == epoch:
-                control.request_stop("user")
+                control.request_stop("signal")
 
     log = runlog.RunLog(run_dir)
     try:
@@ -85,7 +85,7 @@ def resumed(tmp_path_factory):
         for name, stop_at in STOPS.items():
             run_dir = tmp_path_factory.mktemp(name) / "run"
             outcome = _start(run_dir, stop_at=stop_at)
-            assert outcome.status == "stopped", outcome
+            assert outcome.status == "interrupted", outcome
             runs[name] = (run_dir, load(run_dir / "last.pth"), len(epoch_metrics(run_dir)))
     children = {name: spawn(["resume", run_dir, "--headless"]) for name, (run_dir, _, _) in runs.items()}
     results = {}

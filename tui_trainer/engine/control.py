@@ -64,6 +64,7 @@ class Control:
         with self._cond:
             self._checkpoint = True
             self.pending = True
+            self._cond.notify_all()  # a paused engine saves now, not when it resumes
 
     def scale_lr(self, factor: float) -> None:
         if not factor > 0:
@@ -71,6 +72,7 @@ class Control:
         with self._cond:
             self._lr_factor *= factor
             self.pending = True
+            self._cond.notify_all()  # a paused engine applies it now
 
     @property
     def paused(self) -> bool:
@@ -91,7 +93,8 @@ class Control:
             return requests
 
     def wait_while_paused(self, timeout: float | None = None) -> bool:
-        """Block while paused (no busy wait). Returns True if still paused after `timeout`."""
+        """Block while paused (no busy wait) until `timeout`, a resume, a stop, or a request to
+        act on while paused (checkpoint, LR). Returns True if still paused."""
         with self._cond:
             if self._paused and self._stop is None:
                 self._cond.wait(timeout)

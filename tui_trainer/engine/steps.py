@@ -7,6 +7,7 @@ attribute read unless one is pending. A mixin of `Trainer` (see loop.py), which 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -216,10 +217,15 @@ class StepLoop:
             while control.wait_while_paused(timeout=0.5):
                 if self.dist is not None:
                     self.dist.exchange_requests(control)
+                # Paused is idle at a step boundary: a save or an LR change asked for now happens
+                # now (a stop ends the pause and is acted on below).
+                self._act(dataclasses.replace(control.take(), stop=None), epoch, step, sums, flush)
             paused_for = time.perf_counter() - t0
             self._paused_time += paused_for
             self.emit(ev.Resumed(epoch=epoch, step=step, paused_for=paused_for))
-        requests: Requests = control.take()
+        self._act(control.take(), epoch, step, sums, flush)
+
+    def _act(self, requests: Requests, epoch: int, step: int, sums: dict | None, flush) -> None:
         if requests.lr_factor != 1.0:
             self._scale_lr(requests.lr_factor, epoch, step)
         progressed = self.epoch > 0 or step > 0  # nothing trained yet: nothing worth saving
