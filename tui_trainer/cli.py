@@ -9,7 +9,6 @@ input; 130 interrupted (SIGINT); 143 terminated (SIGTERM); 129 hung up (SIGHUP, 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -239,6 +238,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     config_path = run_dir / runlog.CONFIG_NAME
     if not config_path.is_file():
         raise UserError(f"{run_dir} is not a tui-trainer run (no {runlog.CONFIG_NAME})")
+    import json
+
     from .script_run import is_script_run
 
     try:
@@ -264,7 +265,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if not any(run_dir.glob("*.pth")):
         raise UserError(f"no checkpoint in {run_dir}: the run stopped before it saved one, so there is nothing "
                         "to resume; start it again with `tui-trainer run` (a new --run-dir, or delete this one)")
-    _refuse_a_run_stopped_by_the_user(run_dir, args.epochs)
+    from .runner import refuse_a_run_stopped_by_the_user
+
+    refuse_a_run_stopped_by_the_user(run_dir, args.epochs)
     # The lock file keeps its bytes until the resume is accepted: a refused resume changes nothing.
     lock = runlog.RunDirLock(run_dir).acquire(record_pid=False)
     try:
@@ -280,34 +283,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return _launch(args, config, run_dir, resume=True, checkpoint=chosen)
     finally:
         lock.release()
-
-
-def _refuse_a_run_stopped_by_the_user(run_dir: Path, epochs: int | None) -> None:
-    """A run stopped with `s` counts as done (it was evaluated and reported): plain `resume`
-    refuses it, `resume --epochs N` trains it on to N epochs. How the last session of the run
-    ended is the last RunFinished in events.jsonl, with no RunStarted after it."""
-    from .runlog import EVENTS_NAME
-
-    last = None
-    try:
-        with open(run_dir / EVENTS_NAME, encoding="utf-8") as fh:
-            for line in fh:
-                if '"event":"RunFinished"' in line or '"event":"RunStarted"' in line:
-                    try:
-                        last = json.loads(line)
-                    except ValueError:
-                        continue  # a torn line: what came before still counts
-    except (OSError, UnicodeDecodeError):
-        return  # no log to tell: the checkpoint decides
-    if not isinstance(last, dict) or last.get("event") != "RunFinished" or last.get("status") != "stopped":
-        return
-    done = last.get("epochs_completed")
-    if epochs is None:
-        raise UserError(f"the run was stopped with `s` after epoch {done}, so it counts as done; "
-                        "pass --epochs N to train it on to N epochs")
-    if isinstance(done, int) and epochs <= done:
-        raise UserError(f"the run was stopped with `s` after epoch {done}; pass --epochs N with N > {done} "
-                        "to train it on")
 
 
 def _under_torchrun() -> bool:
