@@ -206,7 +206,8 @@ def test_stop_on_rank0_ends_both_ranks_and_resume_continues_exactly(stopped_run,
     assert last["epoch"] == 1 and 0 < last["step_in_epoch"] < 22  # stopped inside epoch 2, on both ranks
     assert last["epoch_sums"]["count"] == last["step_in_epoch"] * 64  # both ranks' samples, not rank 0's
 
-    resumed = torchrun(run_dir.parent, driver, "resume", "run", "--headless")
+    # a run stopped with the stop key counts as done: --epochs trains it on, here to its planned 3
+    resumed = torchrun(run_dir.parent, driver, "resume", "run", "--headless", "--epochs", "3")
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
     after = events(run_dir)
     assert of(after, "RunFinished")[-1]["status"] == "finished"
@@ -242,7 +243,7 @@ def test_resume_with_one_process_restarts_the_interrupted_epoch(stopped_run, tmp
 
     for name in ("RANK", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
-    assert cli.main(["resume", str(copy), "--headless"]) == 0
+    assert cli.main(["resume", str(copy), "--headless", "--epochs", "3"]) == 0  # stopped with the stop key
     out = capsys.readouterr().out
     assert "resuming with 1 process(es) a run saved by 2" in out
     assert "that epoch restarts from its first batch" in out
