@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         return _main(argv)
     except UserError as exc:
         if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for every process
-            print(f"tui-trainer: error: {exc}", file=sys.stderr)
+            from .event_io import printable
+
+            print(f"tui-trainer: error: {printable(str(exc))}", file=sys.stderr)  # one line, whatever a path holds
         return exc.exit_code
     except BrokenPipeError:
         return EXIT_FAILED
@@ -185,60 +187,107 @@ def cmd_run(args: argparse.Namespace) -> int:
     data.preflight(config)
     run_dir = Path(config.run_dir) if config.run_dir else runlog.default_run_dir(config.dataset, config.model)
     runlog.check_new_run_dir(run_dir)
+    runlog.check_run_files(run_dir)
     config = config.replace(run_dir=str(run_dir))
-    created = not run_dir.exists()
+    created = _missing_dirs(run_dir)
     existing = set() if created else {p.name for p in run_dir.iterdir()}
+    lock = None
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = runlog.RunDirLock(run_dir).acquire()
         runlog.write_json_atomic(run_dir / runlog.CONFIG_NAME, config.to_dict())
-    except OSError as exc:
+    except (OSError, UserError) as exc:  # e.g. a full disk: a run that never started leaves nothing
+        if lock is not None:
+            lock.release()
+        _remove_failed_run_dir(run_dir, existing, created)
+        if isinstance(exc, UserError):
+            raise
         raise UserError(f"cannot write run directory {run_dir}: {exc.strerror or exc}") from None
+    code = None
     try:
         code = _launch(args, config, run_dir, resume=False)
+    except UserError:
+        code = EXIT_USAGE
+        raise
     finally:
         lock.release()
-    if code == EXIT_USAGE:
-        _remove_failed_run_dir(run_dir, None if created else existing)
+        if code == EXIT_USAGE:
+            _remove_failed_run_dir(run_dir, existing, created)
     return code
 
 
-def _remove_failed_run_dir(run_dir: Path, existing: set[str] | None) -> None:
-    """A run that failed on bad input before training leaves nothing behind: the directory it
-    created, or in a directory that was already there, the files it added."""
-    if any(p.suffix == ".pth" for p in run_dir.iterdir()):
+def _missing_dirs(run_dir: Path) -> list[Path]:
+    """The directories creating `run_dir` makes, outermost first (empty when it exists)."""
+    missing, path = [], run_dir.absolute()
+    while not os.path.lexists(path) and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing[::-1]
+
+
+def _remove_failed_run_dir(run_dir: Path, existing: set[str], created: list[Path]) -> None:
+    """A run that failed on bad input before training leaves nothing behind: the directories it
+    created (runs/ too), or in a directory that was already there, the files it added."""
+    try:
+        entries = list(run_dir.iterdir())
+    except OSError:
         return
-    if existing is None:
+    if any(p.suffix == ".pth" for p in entries):
+        return
+    if created:
         shutil.rmtree(run_dir, ignore_errors=True)
+        for parent in reversed(created[:-1]):
+            try:
+                parent.rmdir()  # only while empty: never anything someone else put there
+            except OSError:
+                break
         return
-    for p in run_dir.iterdir():
-        if p.name not in existing and p.is_file():
+    for p in entries:
+        if p.name not in existing and not p.is_dir():
             p.unlink(missing_ok=True)
 
 
+def _read_run_config(config_path: Path) -> RunConfig:
+    """config.json as a validated RunConfig; anything else is one line naming the file."""
+    import json
+
+    from .config import validate
+
+    try:
+        with open(config_path, "rb") as fh:
+            raw = fh.read(1_000_001)
+        if len(raw) > 1_000_000:
+            raise UserError("it is over 1 MB")
+        config = RunConfig.from_dict(json.loads(raw.decode("utf-8")))
+        validate(config)
+    except (ValueError, TypeError, RecursionError, UserError, OSError) as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise UserError(f"{config_path} is not a valid run config ({detail}); restore it, or start a new run") from None
+    return config
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
-    from . import runlog
+    """Every check comes before the first write: a refused resume leaves the run directory as it
+    was, byte for byte (lock file, log, config and checkpoints alike)."""
+    from . import data, runlog
     from .config import validate
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} does not exist")
     config_path = run_dir / runlog.CONFIG_NAME
+    runlog.check_run_files(run_dir)
     if not config_path.is_file():
         raise UserError(f"{run_dir} is not a tui-trainer run (no {runlog.CONFIG_NAME})")
-    import json
-
-    try:
-        config = RunConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as exc:
-        raise UserError(f"{config_path} is not a valid run config ({exc})") from None
+    stored = _read_run_config(config_path)
     changes = {"run_dir": str(run_dir)}
     if args.epochs is not None:
         changes["epochs"] = args.epochs
     if args.device is not None:
         changes["device"] = args.device
-    config = config.replace(**changes)
+    config = stored.replace(**changes)
     validate(config)
+    data.preflight(config)
     if not os.access(run_dir, os.W_OK | os.X_OK):
         raise UserError(f"cannot write to run directory {run_dir}")
     # Fail fast, before torch loads, when there is no checkpoint file at all.
@@ -248,15 +297,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
     # The lock file keeps its bytes until the resume is accepted: a refused resume changes nothing.
     lock = runlog.RunDirLock(run_dir).acquire(record_pid=False)
     try:
-        chosen = None
-        if not wants_tui(args):
-            # Headless: choose and check the checkpoint (this loads torch) before anything is written.
-            from .runner import select_checkpoint
+        # Choose and check the device and the checkpoint (this loads torch) before anything is
+        # written, for the console as for the log: a refusal is one line, never a failed run.
+        from .runner import resolve_device, select_checkpoint
 
-            chosen = select_checkpoint(run_dir, config)
+        resolve_device(config.device)
+        chosen = select_checkpoint(run_dir, config)
         lock.record_pid()
-        if args.epochs is not None:
-            runlog.write_json_atomic(config_path, config.to_dict())
+        if args.epochs is not None and args.epochs != stored.epochs:
+            # Only the new length is kept: --device applies to this resume alone.
+            try:
+                runlog.write_json_atomic(config_path, stored.replace(epochs=args.epochs, run_dir=str(run_dir)).to_dict())
+            except OSError as exc:
+                raise UserError(f"cannot write {config_path}: {exc.strerror or exc}; nothing was changed") from None
         return _launch(args, config, run_dir, resume=True, checkpoint=chosen)
     finally:
         lock.release()
@@ -278,7 +331,7 @@ def _launch(args, config: RunConfig, run_dir: Path, resume: bool, checkpoint: tu
     if wants_tui(args):
         from .frontends.tui.launch import run_tui
 
-        return run_tui(config, run_dir, resume=resume)
+        return run_tui(config, run_dir, resume=resume, checkpoint=checkpoint)
     return run_headless(config, run_dir, resume=resume, log_format=args.log_format, checkpoint=checkpoint)
 
 
@@ -343,12 +396,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise UserError(f"no {runlog.EVENTS_NAME} in {args.run_dir}")
     if not sys.stdout.isatty():
-        from .events import read_events
+        from .event_io import read_event_log, skipped_notice
         from .frontends.headless import HeadlessPrinter
 
+        try:
+            events, skipped = read_event_log(path)
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
         printer = HeadlessPrinter(sys.stdout)
-        for event in read_events(path):
+        for event in events:
             printer.emit(event)
+        if skipped:
+            printer.emit(skipped_notice(skipped, path, events[-1].t if events else 0.0))
         return EXIT_OK
     from .frontends.tui.launch import show_run
 

@@ -68,7 +68,7 @@ def share_malloc_arena() -> None:
         pass
 
 
-def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), trainer_options=None):
+def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), trainer_options=None, checkpoint=None):
     """The console for a CLI run, as the CLI builds it (tests use this too).
     Returns (app, store, control, run_log)."""
     from ...engine.control import Control
@@ -84,7 +84,7 @@ def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), tr
 
     def job():
         try:
-            return execute(config, run_dir, [log, store, *extra_sinks], control, resume=resume,
+            return execute(config, run_dir, [log, store, *extra_sinks], control, resume=resume, checkpoint=checkpoint,
                            trainer_options={"progress_interval": CONSOLE_PROGRESS_INTERVAL, **(trainer_options or {})})
         finally:
             log.close()
@@ -92,9 +92,9 @@ def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), tr
     return TrainerApp(store, control, job), store, control, log
 
 
-def run_tui(config, run_dir: Path, *, resume: bool = False) -> int:
+def run_tui(config, run_dir: Path, *, resume: bool = False, checkpoint=None) -> int:
     share_malloc_arena()
-    app, store, control, log = build_app(config, run_dir, resume=resume)
+    app, store, control, log = build_app(config, run_dir, resume=resume, checkpoint=checkpoint)
     previous = _install_signal_handlers(app, on_hangup=log.close)
     try:
         app.run()
@@ -158,11 +158,14 @@ def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None):
 
 def show_run(events_path: Path) -> int:
     """Open a finished (or running) run's dashboard from its events.jsonl."""
-    from ...events import read_events
+    from ...event_io import printable_event, read_event_log, skipped_notice
     from ...state import replay
     from .app import TrainerApp
     from .store import StateStore
 
-    app = TrainerApp(StateStore(replay(read_events(events_path))))
+    events, skipped = read_event_log(events_path)
+    if skipped:
+        events.append(skipped_notice(skipped, events_path, events[-1].t if events else 0.0))
+    app = TrainerApp(StateStore(replay(printable_event(e) for e in events)))
     app.run()
     return 0
