@@ -216,7 +216,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
     tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
     fd = open_run_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
-        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
+        with open(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

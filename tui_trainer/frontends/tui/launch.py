@@ -28,9 +28,10 @@ def _install_signal_handlers(app, on_hangup=None):
         name = signal.Signals(signum).name
         if app.quit_reason:
             return
+        ended = app.engine_done.is_set()  # the run is over and its report on screen: nothing to save
         app.quit_and_save(name)
         if signum == signal.SIGHUP:
-            threading.Thread(target=_exit_after_engine, args=(app, on_hangup), daemon=True).start()
+            threading.Thread(target=_exit_after_engine, args=(app, on_hangup, ended), daemon=True).start()
 
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
@@ -38,11 +39,16 @@ def _install_signal_handlers(app, on_hangup=None):
     return previous
 
 
-def _exit_after_engine(app, on_hangup) -> None:
+def _exit_after_engine(app, on_hangup, ended: bool = False) -> None:
     app.engine_done.wait(HANGUP_GRACE)
     if on_hangup is not None:
         on_hangup()
-    os._exit(EXIT_CODES["SIGHUP"])
+    if not ended:
+        os._exit(EXIT_CODES["SIGHUP"])
+    # Closing the terminal on a finished run's report ends nothing: the run's own exit code.
+    outcome = app.outcome
+    failed = isinstance(outcome, BaseException) or getattr(outcome, "status", "") == "failed"
+    os._exit((getattr(outcome, "exit_code", 0) or 1) if failed else 0)
 
 
 def _restore_signal_handlers(previous) -> None:
