@@ -164,6 +164,12 @@ def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None):
 
 def show_run(events_path: Path) -> int:
     """Open a finished (or running) run's dashboard from its events.jsonl."""
+    show_app(events_path).run()
+    return 0
+
+
+def show_app(events_path: Path):
+    """The console replaying an events.jsonl; lines it cannot use are skipped, and said so."""
     from ...event_io import printable_event, read_event_log, skipped_notice
     from ...state import replay
     from .app import TrainerApp
@@ -172,6 +178,4 @@ def show_run(events_path: Path) -> int:
     events, skipped = read_event_log(events_path)
     if skipped:
         events.append(skipped_notice(skipped, events_path, events[-1].t if events else 0.0))
-    app = TrainerApp(StateStore(replay(printable_event(e) for e in events)))
-    app.run()
-    return 0
+    return TrainerApp(StateStore(replay(printable_event(e) for e in events)))
