@@ -266,13 +266,14 @@ class RunLog:
 
     Each line is written whole or not at all: a write that fails part-way (full disk) is cut
     back, and a torn last line a crash left is cut before the first append. Long epochs are
-    thinned: the first STEP_LINES_PER_EPOCH progress events of an epoch are kept, later ones one
-    per STEP_LINE_INTERVAL seconds, and system samples one per SYSTEM_LINE_INTERVAL seconds, so
-    the file grows by well under 1 MB an hour however long an epoch runs."""
+    thinned so that the file grows by a bounded amount per hour however long an epoch runs: the
+    first STEP_LINES_PER_EPOCH progress events of an epoch and the first SYSTEM_LINES system
+    samples are all kept (a run of short epochs is logged in full), later ones one per interval."""
 
-    STEP_LINES_PER_EPOCH = 240
+    STEP_LINES_PER_EPOCH = 240  # a minute at the log's 4 a second
     STEP_LINE_INTERVAL = 10.0
-    SYSTEM_LINE_INTERVAL = 10.0
+    SYSTEM_LINES = 30  # a minute at one every 2 seconds
+    SYSTEM_LINE_INTERVAL = 30.0
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / EVENTS_NAME
@@ -286,6 +287,7 @@ class RunLog:
         self.error: OSError | None = None
         self._step_lines: dict[int, int] = {}
         self._last_step_t = -float("inf")
+        self._system_lines = 0
         self._last_system_t = -float("inf")
 
     @property
@@ -302,8 +304,9 @@ class RunLog:
             self._step_lines[event.epoch] = n + 1
             self._last_step_t = event.t
         elif isinstance(event, ev.SystemSample):
-            if event.t - self._last_system_t < self.SYSTEM_LINE_INTERVAL:
+            if self._system_lines >= self.SYSTEM_LINES and event.t - self._last_system_t < self.SYSTEM_LINE_INTERVAL:
                 return False
+            self._system_lines += 1
             self._last_system_t = event.t
         return True
 
