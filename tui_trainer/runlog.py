@@ -289,6 +289,7 @@ class RunLog:
         self._last_step_t = -float("inf")
         self._system_lines = 0
         self._last_system_t = -float("inf")
+        self._ended = False
 
     @property
     def closed(self) -> bool:
@@ -304,6 +305,8 @@ class RunLog:
             self._step_lines[event.epoch] = n + 1
             self._last_step_t = event.t
         elif isinstance(event, ev.SystemSample):
+            if self._ended:
+                return False  # a sample taken as the run ended: the run's end stays its last line
             if self._system_lines >= self.SYSTEM_LINES and event.t - self._last_system_t < self.SYSTEM_LINE_INTERVAL:
                 return False
             self._system_lines += 1
@@ -327,6 +330,7 @@ class RunLog:
             return
         self._size += len(data)
         if type(event).__name__ in ev.TERMINAL_EVENTS:
+            self._ended = True
             try:
                 os.fsync(self._fd)
             except OSError:
