@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
 from . import __version__, catalog
-from .config import RunConfig, make_config, parse_shape
+from .config import RunConfig, make_config, parse_shape, read_config_file
 from .errors import UserError
 from .stop_signals import EXIT_SIGINT, StopSignals
 
@@ -189,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runlog.check_new_run_dir(run_dir)
     runlog.check_run_files(run_dir)
     config = config.replace(run_dir=str(run_dir))
-    created = _missing_dirs(run_dir)
+    created = runlog.missing_dirs(run_dir)
     existing = set() if created else {p.name for p in run_dir.iterdir()}
     lock = None
     try:
@@ -199,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (OSError, UserError) as exc:  # e.g. a full disk: a run that never started leaves nothing
         if lock is not None:
             lock.release()
-        _remove_failed_run_dir(run_dir, existing, created)
+        runlog.remove_unstarted_run(run_dir, existing, created)
         if isinstance(exc, UserError):
             raise
         raise UserError(f"cannot write run directory {run_dir}: {exc.strerror or exc}") from None
@@ -212,58 +211,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         lock.release()
         if code == EXIT_USAGE:
-            _remove_failed_run_dir(run_dir, existing, created)
+            runlog.remove_unstarted_run(run_dir, existing, created)
     return code
-
-
-def _missing_dirs(run_dir: Path) -> list[Path]:
-    """The directories creating `run_dir` makes, outermost first (empty when it exists)."""
-    missing, path = [], run_dir.absolute()
-    while not os.path.lexists(path) and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    return missing[::-1]
-
-
-def _remove_failed_run_dir(run_dir: Path, existing: set[str], created: list[Path]) -> None:
-    """A run that failed on bad input before training leaves nothing behind: the directories it
-    created (runs/ too), or in a directory that was already there, the files it added."""
-    try:
-        entries = list(run_dir.iterdir())
-    except OSError:
-        return
-    if any(p.suffix == ".pth" for p in entries):
-        return
-    if created:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        for parent in reversed(created[:-1]):
-            try:
-                parent.rmdir()  # only while empty: never anything someone else put there
-            except OSError:
-                break
-        return
-    for p in entries:
-        if p.name not in existing and not p.is_dir():
-            p.unlink(missing_ok=True)
-
-
-def _read_run_config(config_path: Path) -> RunConfig:
-    """config.json as a validated RunConfig; anything else is one line naming the file."""
-    import json
-
-    from .config import validate
-
-    try:
-        with open(config_path, "rb") as fh:
-            raw = fh.read(1_000_001)
-        if len(raw) > 1_000_000:
-            raise UserError("it is over 1 MB")
-        config = RunConfig.from_dict(json.loads(raw.decode("utf-8")))
-        validate(config)
-    except (ValueError, TypeError, RecursionError, UserError, OSError) as exc:
-        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise UserError(f"{config_path} is not a valid run config ({detail}); restore it, or start a new run") from None
-    return config
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -279,7 +228,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     runlog.check_run_files(run_dir)
     if not config_path.is_file():
         raise UserError(f"{run_dir} is not a tui-trainer run (no {runlog.CONFIG_NAME})")
-    stored = _read_run_config(config_path)
+    stored = read_config_file(config_path)
     changes = {"run_dir": str(run_dir)}
     if args.epochs is not None:
         changes["epochs"] = args.epochs

@@ -194,6 +194,23 @@ def validate(c: RunConfig) -> None:
         raise UserError("simplecnn needs images of at least 8x8; use --model mlp for smaller shapes")
 
 
+def read_config_file(config_path: Path) -> RunConfig:
+    """config.json as a validated RunConfig; anything else is one line naming the file."""
+    import json
+
+    try:
+        with open(config_path, "rb") as fh:
+            raw = fh.read(1_000_001)
+        if len(raw) > 1_000_000:
+            raise UserError("it is over 1 MB")
+        config = RunConfig.from_dict(json.loads(raw.decode("utf-8")))
+        validate(config)
+    except (ValueError, TypeError, RecursionError, UserError, OSError) as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise UserError(f"{config_path} is not a valid run config ({detail}); restore it, or start a new run") from None
+    return config
+
+
 def parse_shape(text: str) -> tuple[int, int, int]:
     """'3x32x32' -> (3, 32, 32)."""
     parts = text.lower().replace(",", "x").split("x")

@@ -13,6 +13,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import stat
 import time
 import uuid
@@ -139,6 +140,37 @@ def check_new_run_dir(path: Path) -> None:
         raise UserError(f"cannot create run directory {path}: {anchor} is not a directory")
     if not os.access(anchor, os.W_OK | os.X_OK):
         raise UserError(f"cannot write to {anchor}; choose a writable --run-dir")
+
+
+def missing_dirs(run_dir: Path) -> list[Path]:
+    """The directories creating `run_dir` makes, outermost first (empty when it exists)."""
+    missing, path = [], run_dir.absolute()
+    while not os.path.lexists(path) and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing[::-1]
+
+
+def remove_unstarted_run(run_dir: Path, existing: set[str], created: list[Path]) -> None:
+    """A run that failed on bad input before training leaves nothing behind: the directories it
+    created (runs/ too), or in a directory that was already there, the files it added."""
+    try:
+        entries = list(run_dir.iterdir())
+    except OSError:
+        return
+    if any(p.suffix == ".pth" for p in entries):
+        return
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for parent in reversed(created[:-1]):
+            try:
+                parent.rmdir()  # only while empty: never anything someone else put there
+            except OSError:
+                break
+        return
+    for p in entries:
+        if p.name not in existing and not p.is_dir():
+            p.unlink(missing_ok=True)
 
 
 class RunDirLock:
