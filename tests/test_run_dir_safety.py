@@ -167,6 +167,14 @@ def test_the_run_directory_itself_may_be_a_link(tmp_path):
     assert (real / "report.json").is_file() and link.is_symlink()
 
 
+def test_a_run_directory_that_links_to_nothing_is_refused(tmp_path):
+    (tmp_path / "run").symlink_to(tmp_path / "nowhere", target_is_directory=True)
+    before = tree_digest(tmp_path)
+    code, out, err = cli_main(tiny_run_args(tmp_path / "run", 1))
+    _one_line_refusal(code, out, err, "is a symbolic link to")
+    assert tree_digest(tmp_path) == before
+
+
 # ----------------------------------------------------------------------------- 3. refusals change nothing
 def _unavailable_device() -> str:
     import torch

@@ -128,6 +128,9 @@ def _nearest_existing(path: Path) -> Path:
 
 def check_new_run_dir(path: Path) -> None:
     """Refuse a run directory that would overwrite anything or cannot be written (writes nothing)."""
+    if path.is_symlink() and not path.exists():
+        raise UserError(f"run directory {path} is a symbolic link to {os.readlink(path)!r}, which does not exist; "
+                        "create that directory or choose another --run-dir")
     if path.exists() and not path.is_dir():
         raise UserError(f"run directory {path} exists and is not a directory; choose another --run-dir")
     if path.is_dir():
