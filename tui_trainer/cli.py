@@ -252,13 +252,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
         resolve_device(config.device)
         chosen = select_checkpoint(run_dir, config)
-        lock.record_pid()
         if args.epochs is not None and args.epochs != stored.epochs:
             # Only the new length is kept: --device applies to this resume alone.
             try:
                 runlog.write_json_atomic(config_path, stored.replace(epochs=args.epochs, run_dir=str(run_dir)).to_dict())
             except OSError as exc:
                 raise UserError(f"cannot write {config_path}: {exc.strerror or exc}; nothing was changed") from None
+        lock.record_pid()
         return _launch(args, config, run_dir, resume=True, checkpoint=chosen)
     finally:
         lock.release()

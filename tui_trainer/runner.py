@@ -129,8 +129,8 @@ def check_compatible(saved: dict, config: RunConfig) -> None:
     new = config.to_dict()
     for key in COMPATIBLE_KEYS:
         if key in old and old[key] != new.get(key):
-            raise CheckpointError(f"the checkpoint was trained with {key}={old[key]!r}, but the run's config says "
-                                  f"{new.get(key)!r}; resume with the config.json the run was started with, "
+            raise CheckpointError(f"the checkpoint was trained with {key}={old[key]!r:.60}, but the run's config says "
+                                  f"{new.get(key)!r:.60}; resume with the config.json the run was started with, "
                                   "or start a new run")
 
 
