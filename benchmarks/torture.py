@@ -5,13 +5,17 @@
     python benchmarks/torture.py --keep DIR      # leave the run directories in DIR
 
 About half of the kills are aimed at checkpoint writes (the run directory is polled until a
-save's temporary file exists, then the process is killed while it writes); the others land at
-a random moment of the process's start-up (torch loading, reading the checkpoint) or of its
-training (steps, validation, saves), and the last tenth during the final evaluation and the
-writing of report.json. A run killed after its report was written is complete. After every kill the newest
-checkpoint must load (never a torn file) and a resume must be possible; at the end the run
-must finish with a valid report, no temporary files left behind, and final weights and
-per-epoch metrics bit-identical to the same run done without interruption.
+save's temporary file exists, then the process is killed while it writes); half of those wait
+for a periodic checkpoint's write, which comes after best_model.pth and before last.pth, so the
+kill leaves an epoch whose best model is saved and whose periodic checkpoint is not. The others
+land at a random moment of the process's start-up (torch loading, reading the checkpoint) or of
+its training (steps, validation, saves), and the last tenth during the final evaluation and the
+writing of report.json. A run killed after its report was written is complete. After every
+kill the newest checkpoint must load (never a torn file) and a resume must be possible; at the
+end the run must finish with a valid report, no temporary files left behind, final weights,
+per-epoch metrics and the whole history (losses, accuracies, LRs, in report.json and last.pth)
+bit-identical to the same run done without interruption, and every periodic checkpoint the
+run promised must exist and equal the uninterrupted run's.
 
 Prints the counts: kills (and how many landed during a checkpoint write), resumes, failures.
 The exit status is 1 if anything failed. tests/test_torture.py runs a short version of this.
@@ -43,6 +47,7 @@ RUN_ARGS = ("synthetic", "--model", "mlp", "--synthetic-shape", "3x8x8", "--synt
 class Counts:
     kills: int = 0
     kills_during_save: int = 0
+    kills_during_periodic: int = 0  # of those, during a periodic checkpoint (after best_model.pth)
     resumes: int = 0
     failures: int = 0
     problems: list[str] = field(default_factory=list)
@@ -68,11 +73,12 @@ def run_args(run_dir: Path, epochs: int) -> list[str]:
     return ["run", *RUN_ARGS, "--epochs", str(epochs), "--run-dir", str(run_dir), "--headless"]
 
 
-def saving(run_dir: Path, pid: int) -> bool:
-    """True while process `pid` is writing a checkpoint (its temporary file exists)."""
+def saving(run_dir: Path, pid: int, prefix: str = ".") -> bool:
+    """True while process `pid` is writing a checkpoint (its temporary file exists); prefix
+    ".checkpoint_epoch_": only a periodic checkpoint."""
     mark = f".pth.tmp-{pid}-"
     try:
-        return any(mark in name for name in os.listdir(run_dir))
+        return any(mark in name and name.startswith(prefix) for name in os.listdir(run_dir))
     except OSError:
         return False
 
@@ -134,7 +140,8 @@ def first_epoch_seconds(run_dir: Path) -> float:
     return 1.0
 
 
-MODES = ("save", "startup", "save", "training")
+MODES = ("save", "startup", "periodic", "training")
+PERIODIC = ".checkpoint_epoch_"
 
 
 def torture(workdir: Path, kills: int, epochs: int = 6, seed: int = 0, reference: Path | None = None,
@@ -143,8 +150,8 @@ def torture(workdir: Path, kills: int, epochs: int = 6, seed: int = 0, reference
     check everything after each kill and at the end.
 
     Kill moments, in turn: during the process's first checkpoint write; at a random moment of
-    its start-up (torch loading, reading the checkpoint, building data and model); again a
-    write; at a random moment within 1.5 epochs of training starting (training, validation,
+    its start-up (torch loading, reading the checkpoint, building data and model); during its
+    first periodic checkpoint write (after best_model.pth, before last.pth); at a random moment within 1.5 epochs of training starting (training, validation,
     saves). The last tenth of the kills wait for the final evaluation and land within 50 ms
     of its start (evaluation, report.json, the end of the log). A kill costs at most about one
     epoch of progress, so a run of kills/2 + 4 epochs outlasts the kills."""
@@ -171,7 +178,7 @@ def torture(workdir: Path, kills: int, epochs: int = 6, seed: int = 0, reference
             deadline = started + (rng.uniform(0.05, startup) if mode == "startup" else 600)
             during_save = False
             while proc.poll() is None and time.monotonic() < deadline:
-                if mode == "save" and saving(run_dir, proc.pid):
+                if mode in ("save", "periodic") and saving(run_dir, proc.pid, PERIODIC if mode == "periodic" else "."):
                     during_save = True
                     break
                 if mode == "training" and deadline - started > 500 and \
@@ -180,12 +187,13 @@ def torture(workdir: Path, kills: int, epochs: int = 6, seed: int = 0, reference
                 if mode == "late" and logged_since(run_dir, offset, b'"stage":"evaluating"'):
                     time.sleep(rng.uniform(0, 0.05))
                     break
-                time.sleep(0.0005 if mode == "save" else 0.002)
+                time.sleep(0.0005 if mode in ("save", "periodic") else 0.002)
             if proc.poll() is None:
                 kill(proc)
                 counts.kills += 1
                 during_save = during_save and saving(run_dir, proc.pid)  # still there: killed mid-write
                 counts.kills_during_save += during_save
+                counts.kills_during_periodic += during_save and saving(run_dir, proc.pid, PERIODIC)
                 what = f"kill {counts.kills} ({'during a checkpoint write' if during_save else mode}, " \
                        f"{time.monotonic() - started:.2f}s into the process)"
                 check_after_kill(run_dir, counts, what)
@@ -231,6 +239,58 @@ def check_finished(run_dir: Path, epochs: int, counts: Counts, reference: Path |
 
     if metrics(run_dir) != metrics(reference):
         counts.fail("per-epoch metrics differ from the uninterrupted run")
+    check_history(run_dir, reference, counts)
+    check_periodic(run_dir, reference, epochs, counts)
+
+
+def check_history(run_dir: Path, reference: Path, counts: Counts) -> None:
+    """The whole history - losses, accuracies and the LR of every epoch - in report.json and in
+    last.pth, as the uninterrupted run recorded it."""
+    from tui_trainer.engine import checkpoint as ckpt
+
+    def report_history(path: Path) -> dict | None:
+        try:
+            return json.loads((path / "report.json").read_text(encoding="utf-8"))["history"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    if report_history(run_dir) != report_history(reference) or report_history(run_dir) is None:
+        counts.fail("report.json's history (losses, accuracies, LRs) differs from the uninterrupted run")
+    mine = ckpt.load_run_checkpoint(run_dir / "last.pth")["history"]
+    if mine != ckpt.load_run_checkpoint(reference / "last.pth")["history"]:
+        counts.fail("last.pth's history differs from the uninterrupted run")
+
+
+def periodic_epochs(run_dir: Path, epochs: int) -> list[int]:
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    every = int(config.get("checkpoint_every") or 0)
+    return [e for e in range(1, epochs + 1) if every and e % every == 0]
+
+
+def check_periodic(run_dir: Path, reference: Path, epochs: int, counts: Counts) -> None:
+    """Every periodic checkpoint the run promised exists, with the uninterrupted run's weights."""
+    import torch
+
+    from tui_trainer.engine import checkpoint as ckpt
+    from tui_trainer.errors import CheckpointError
+
+    missing, different = [], []
+    for epoch in periodic_epochs(run_dir, epochs):
+        name = f"checkpoint_epoch_{epoch}.pth"
+        try:
+            mine = ckpt.load_run_checkpoint(run_dir / name)
+        except CheckpointError:
+            missing.append(epoch)
+            continue
+        theirs = ckpt.load_run_checkpoint(reference / name)
+        a, b = mine["model_state_dict"], theirs["model_state_dict"]
+        if mine["epoch"] != epoch or a.keys() != b.keys() or not all(torch.equal(a[k], b[k]) for k in a) \
+                or mine["history"] != theirs["history"]:
+            different.append(epoch)
+    if missing:
+        counts.fail(f"periodic checkpoints missing or unloadable for epochs {missing}")
+    if different:
+        counts.fail(f"periodic checkpoints differ from the uninterrupted run for epochs {different}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         (workdir / "tortured").mkdir(exist_ok=True)
         counts = torture(workdir / "tortured", args.kills, args.epochs, args.seed, reference / "run",
                          log=lambda line: print(line, flush=True))
-        print(f"\nkills {counts.kills} ({counts.kills_during_save} during a checkpoint write), "
+        print(f"\nkills {counts.kills} ({counts.kills_during_save} during a checkpoint write, "
+              f"{counts.kills_during_periodic} of them of a periodic one), "
               f"resumes {counts.resumes}, failures {counts.failures}  [{time.monotonic() - t0:.0f}s]")
         for problem in counts.problems:
             print(f"  FAILURE: {problem}")

@@ -161,3 +161,59 @@ def write_malicious_checkpoint(path: Path, marker: Path) -> None:
 
     torch.save({"format": "tui-trainer/checkpoint", "epoch": 9, "model_state_dict": {}, "config": {},
                 "payload": Payload()}, path)
+
+
+def tree_digest(root) -> dict[str, tuple]:
+    """Everything under root, never following a link: per entry its type, mode, size, mtime and
+    content hash (a link: its target). Equal digests: nothing was written, added or removed, the
+    lock file's bytes included."""
+    import hashlib
+    import stat as st
+
+    root = Path(root)
+    found: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            info = os.lstat(path)
+            if st.S_ISLNK(info.st_mode):
+                found[str(path.relative_to(root))] = ("link", os.readlink(path))
+            elif st.S_ISREG(info.st_mode):
+                found[str(path.relative_to(root))] = ("file", info.st_mode, info.st_size, info.st_mtime_ns,
+                                                      hashlib.sha256(path.read_bytes()).hexdigest())
+            else:
+                found[str(path.relative_to(root))] = ("other", info.st_mode, info.st_mtime_ns)
+    return found
+
+
+@contextlib.contextmanager
+def small_disk(path, size: str = "4m"):
+    """A real, separate tmpfs of `size` mounted at `path` (needs root and mount rights; the test
+    is skipped without them): a full disk is a full disk, not a simulation."""
+    import pytest
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill_disk(directory) -> Path:
+    """Fill the filesystem holding `directory` to the last byte; returns the filler file."""
+    filler = Path(directory) / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for size in (1 << 20, 4096, 1):
+            while True:
+                try:
+                    os.write(fd, b"\0" * size)
+                except OSError:
+                    break
+    finally:
+        os.close(fd)
+    return filler

@@ -174,6 +174,12 @@ class _DiskFillsUp:
         return False
 
 
+def _name(file) -> str:
+    """The name of what `open` was given: a path, or a descriptor (atomic writes open their
+    temporary with O_NOFOLLOW first, then wrap the descriptor)."""
+    return Path(os.readlink(f"/proc/self/fd/{file}") if isinstance(file, int) else file).name
+
+
 def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     """The disk fills up part-way through writing epoch 2's checkpoint: the run stops with the
     reason, epoch 1's last.pth is untouched and loadable, no temporary is left, and the run
@@ -185,9 +191,9 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, monke
 
     def open_on_a_filling_disk(path, mode="r", *args, **kwargs):
         fh = open(path, mode, *args, **kwargs)
-        if ".pth" not in Path(path).name:
+        if ".pth" not in _name(path):
             return fh  # config.json
-        saves.append(Path(path).name)
+        saves.append(_name(path))
         return _DiskFillsUp(fh, 50_000) if len(saves) > 2 else fh  # epoch 1: best + last fit
 
     monkeypatch.setattr(runlog, "open", open_on_a_filling_disk, raising=False)
@@ -305,7 +311,9 @@ def test_best_and_newest_checkpoints_are_kept(tmp_path):
     assert {Path(p).name for p in saved} <= {p.name for p in run_dir.glob("*.pth")}
     best = load(run_dir / "best_model.pth")
     assert best["best_epoch"] == finished.best_epoch
-    assert load(run_dir / "last.pth")["epoch"] == finished.epochs_completed - 1
+    # last.pth is the end of the newest epoch, the one early stopping ended the run in, too
+    last = load(run_dir / "last.pth")
+    assert last["epoch"] == finished.epochs_completed and last["early_stopping"]["stopped"]
 
 
 def test_checkpoints_hold_their_epochs_weights_when_early_stopping_restores_older_ones(tmp_path, monkeypatch):

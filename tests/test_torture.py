@@ -1,7 +1,8 @@
 """The torture test, short: SIGKILL a headless run five times - twice during a checkpoint
-write, once at a random moment of start-up, once of training, once during the final
-evaluation - resume it each time, and check that it always resumes and ends exactly like the
-same run done in one go.
+write (once a periodic one, after best_model.pth), once at a random moment of start-up, once of
+training, once during the final evaluation - resume it each time, and check that it always
+resumes and ends exactly like the same run done in one go: weights, per-epoch metrics, the
+whole history, and every periodic checkpoint.
 
 The long version, with counts: python benchmarks/torture.py
 """
@@ -40,6 +41,7 @@ def test_sigkill_at_random_moments_then_resume_always_finishes_the_same_run(tmp_
     assert counts.failures == 0, "\n".join(counts.problems + lines)
     assert counts.kills == kills, lines
     assert counts.kills_during_save >= 1, lines  # at least one of the aimed kills hit a write
+    assert counts.kills_during_periodic >= 1, lines  # one left an epoch with best_model.pth but no periodic file
     assert counts.resumes >= kills
     report = json.loads((tmp_path / "tortured" / "run" / "report.json").read_text())
     assert report["status"] == "finished" and report["epochs_completed"] == epochs

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
 from . import __version__, catalog
-from .config import RunConfig, make_config, parse_shape
+from .config import RunConfig, make_config, parse_shape, read_config_file
 from .errors import UserError
 from .stop_signals import EXIT_SIGINT, StopSignals
 
@@ -138,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         return _main(argv)
     except UserError as exc:
         if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for every process
-            print(f"tui-trainer: error: {exc}", file=sys.stderr)
+            from .event_io import printable
+
+            print(f"tui-trainer: error: {printable(str(exc))}", file=sys.stderr)  # one line, whatever a path holds
         return exc.exit_code
     except BrokenPipeError:
         return EXIT_FAILED
@@ -191,65 +192,74 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.run_dir:
         run_dir = Path(config.run_dir)
         runlog.check_new_run_dir(run_dir)
-        created = not run_dir.exists()
+        runlog.check_run_files(run_dir)
+        created = runlog.missing_dirs(run_dir)
     else:
+        root_missing = runlog.missing_dirs(Path("runs"))
         try:  # claimed with mkdir: a name no other run has, even one started in the same second
-            run_dir, created = runlog.default_run_dir(config.dataset, config.model), True
+            run_dir = runlog.default_run_dir(config.dataset, config.model)
         except OSError as exc:
             raise UserError(f"cannot create a run directory in runs/: {exc.strerror or exc}; "
                             "choose a writable --run-dir") from None
+        created = [*root_missing, run_dir]
     config = config.replace(run_dir=str(run_dir))
     existing = set() if created else {p.name for p in run_dir.iterdir()}
+    lock = None
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = runlog.RunDirLock(run_dir).acquire()
         runlog.write_json_atomic(run_dir / runlog.CONFIG_NAME, config.to_dict())
-    except OSError as exc:
+    except (OSError, UserError) as exc:  # e.g. a full disk: a run that never started leaves nothing
+        if lock is not None:
+            lock.release()
+        runlog.remove_unstarted_run(run_dir, existing, created)
+        if isinstance(exc, UserError):
+            raise
         raise UserError(f"cannot write run directory {run_dir}: {exc.strerror or exc}") from None
+    code = None
     try:
         code = _launch(args, config, run_dir, resume=False)
+    except UserError:
+        code = EXIT_USAGE
+        raise
     finally:
         lock.release()
-    if code == EXIT_USAGE:
-        _remove_failed_run_dir(run_dir, None if created else existing)
+        if code == EXIT_USAGE:
+            runlog.remove_unstarted_run(run_dir, existing, created)
     return code
 
 
-def _remove_failed_run_dir(run_dir: Path, existing: set[str] | None) -> None:
-    """A run that failed on bad input before training leaves nothing behind: the directory it
-    created, or in a directory that was already there, the files it added."""
-    if any(p.suffix == ".pth" for p in run_dir.iterdir()):
-        return
-    if existing is None:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        return
-    for p in run_dir.iterdir():
-        if p.name not in existing and p.is_file():
-            p.unlink(missing_ok=True)
+def _refuse_a_script_run(run_dir: Path, config_path: Path) -> None:
+    """A Python script's run directory records what it can, not a config the CLI can rebuild."""
+    import json
+
+    from .script_run import is_script_run
+
+    try:
+        with open(config_path, "rb") as fh:
+            recorded = json.loads(fh.read(1_000_001).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return  # read_config_file says what is wrong with it
+    if isinstance(recorded, dict) and is_script_run(recorded):
+        raise UserError(f"{run_dir} was trained by a Python script, whose model and data the command line "
+                        f'cannot rebuild; continue it from the script: trainer.train(..., resume_from="{run_dir}")')
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from . import runlog
+    """Every check comes before the first write: a refused resume leaves the run directory as it
+    was, byte for byte (lock file, log, config and checkpoints alike)."""
+    from . import data, runlog
     from .config import validate
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} does not exist")
     config_path = run_dir / runlog.CONFIG_NAME
+    runlog.check_run_files(run_dir)
     if not config_path.is_file():
         raise UserError(f"{run_dir} is not a tui-trainer run (no {runlog.CONFIG_NAME})")
-    import json
-
-    from .script_run import is_script_run
-
-    try:
-        recorded = json.loads(config_path.read_text(encoding="utf-8"))
-        if isinstance(recorded, dict) and is_script_run(recorded):
-            raise UserError(f"{run_dir} was trained by a Python script, whose model and data the command line "
-                            f'cannot rebuild; continue it from the script: trainer.train(..., resume_from="{run_dir}")')
-        config = RunConfig.from_dict(recorded)
-    except (ValueError, TypeError) as exc:
-        raise UserError(f"{config_path} is not a valid run config ({exc})") from None
+    _refuse_a_script_run(run_dir, config_path)
+    stored = read_config_file(config_path)
     changes = {"run_dir": str(run_dir)}
     if args.epochs is not None:
         changes["epochs"] = args.epochs
@@ -257,8 +267,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         changes["device"] = args.device
     if args.threads is not None:
         changes["threads"] = args.threads
-    config = config.replace(**changes)
+    config = stored.replace(**changes)
     validate(config)
+    data.preflight(config)
     if not os.access(run_dir, os.W_OK | os.X_OK):
         raise UserError(f"cannot write to run directory {run_dir}")
     # Fail fast, before torch loads, when there is no checkpoint file at all.
@@ -271,15 +282,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
     # The lock file keeps its bytes until the resume is accepted: a refused resume changes nothing.
     lock = runlog.RunDirLock(run_dir).acquire(record_pid=False)
     try:
-        chosen = None
-        if not wants_tui(args):
-            # Headless: choose and check the checkpoint (this loads torch) before anything is written.
-            from .runner import select_checkpoint
+        # Choose and check the device and the checkpoint (this loads torch) before anything is
+        # written, for the console as for the log: a refusal is one line, never a failed run.
+        from .runner import resolve_device, select_checkpoint
 
-            chosen = select_checkpoint(run_dir, config)
+        resolve_device(config.device)
+        chosen = select_checkpoint(run_dir, config)
+        if args.epochs is not None and args.epochs != stored.epochs:
+            # Only the new length is kept: --device applies to this resume alone.
+            try:
+                runlog.write_json_atomic(config_path, stored.replace(epochs=args.epochs, run_dir=str(run_dir)).to_dict())
+            except OSError as exc:
+                raise UserError(f"cannot write {config_path}: {exc.strerror or exc}; nothing was changed") from None
         lock.record_pid()
-        if args.epochs is not None:
-            runlog.write_json_atomic(config_path, config.to_dict())
         return _launch(args, config, run_dir, resume=True, checkpoint=chosen)
     finally:
         lock.release()
@@ -301,7 +316,7 @@ def _launch(args, config: RunConfig, run_dir: Path, resume: bool, checkpoint: tu
     if wants_tui(args):
         from .frontends.tui.launch import run_tui
 
-        return run_tui(config, run_dir, resume=resume)
+        return run_tui(config, run_dir, resume=resume, checkpoint=checkpoint)
     return run_headless(config, run_dir, resume=resume, log_format=args.log_format, checkpoint=checkpoint)
 
 
@@ -368,12 +383,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise UserError(f"no {runlog.EVENTS_NAME} in {args.run_dir}")
     if not sys.stdout.isatty():
-        from .events import read_events
+        from .event_io import read_event_log, skipped_notice
         from .frontends.headless import HeadlessPrinter
 
+        try:
+            events, skipped = read_event_log(path)
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
         printer = HeadlessPrinter(sys.stdout)
-        for event in read_events(path):
+        for event in events:
             printer.emit(event)
+        if skipped:
+            printer.emit(skipped_notice(skipped, path, events[-1].t if events else 0.0))
         return EXIT_OK
     from .frontends.tui.launch import show_run
 

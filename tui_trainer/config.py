@@ -69,10 +69,19 @@ class RunConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
+    def from_dict(cls, data: Any) -> "RunConfig":
+        """A config read back from disk (config.json, a checkpoint). Raises UserError when it is
+        not an object with every required field; `validate` then checks each field's type and range."""
+        if not isinstance(data, dict):
+            raise UserError(f"expected a JSON object of settings, got {type(data).__name__}")
+        fields = dataclasses.fields(cls)
+        missing = [f.name for f in fields if f.name not in data and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise UserError(f"settings missing: {', '.join(missing)}")
+        known = {f.name for f in fields}
         kwargs = {k: v for k, v in data.items() if k in known}
-        if "synthetic_shape" in kwargs:
+        if isinstance(kwargs.get("synthetic_shape"), list):
             kwargs["synthetic_shape"] = tuple(kwargs["synthetic_shape"])
         return cls(**kwargs)
 
@@ -116,13 +125,45 @@ def _check_positive_number(flag: str, value: float, *, allow_zero: bool = False)
         raise UserError(f"{flag} must be {need}, got {value:g}")
 
 
-def _check_int(flag: str, value: int, minimum: int) -> None:
+MAX_EPOCHS = 1_000_000  # far beyond any real run; a typo of more would only hang the start-up
+MAX_SEED = 2**32 - 1  # NumPy's limit (torch's is 2**64 - 1); every generator is seeded from it
+MAX_COUNT = 2**31 - 1  # batch sizes, steps, patience: beyond this they only overflow something
+MAX_SYNTHETIC_CLASSES = 1000  # the report's confusion matrix is classes x classes
+
+
+def _check_int(flag: str, value: int, minimum: int, maximum: int = MAX_COUNT) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{flag} must be an integer >= {minimum}, got {value!r}")
+        raise UserError(f"{flag} must be an integer >= {minimum}, got {value!r:.60}")
+    if value > maximum:
+        raise UserError(f"{flag} must be at most {maximum:,}, got {value:,}")
+
+
+# Fields whose type validate() checks beyond the choices and numbers below.
+_TEXT_FIELDS = ("dataset", "model", "optimizer", "scheduler", "amp", "device", "on_nan")
+_OPTIONAL_PATHS = ("run_dir", "data_dir")
+_SWITCHES = ("restore_best", "augment", "channels_last", "compile", "download")
+
+
+def _check_types(c: RunConfig) -> None:
+    for name in _TEXT_FIELDS:
+        if not isinstance(getattr(c, name), str):
+            raise UserError(f"{name} must be a string, got {getattr(c, name)!r:.60}")
+    for name in _OPTIONAL_PATHS:
+        value = getattr(c, name)
+        if value is not None and (not isinstance(value, str) or "\x00" in value):
+            raise UserError(f"{name} must be a path, got {value!r:.60}")
+    for name in _SWITCHES:
+        if not isinstance(getattr(c, name), bool):
+            raise UserError(f"{name} must be true or false, got {getattr(c, name)!r:.60}")
+    if not isinstance(c.synthetic_shape, tuple):
+        raise UserError(f"--synthetic-shape must be CxHxW, got {c.synthetic_shape!r:.60}")
+    if not isinstance(c.extra, dict):
+        raise UserError(f"extra must be an object, got {c.extra!r:.60}")
 
 
 def validate(c: RunConfig) -> None:
     """Raise UserError naming the first problem; the message tells the fix."""
+    _check_types(c)
     _check_choice("dataset", c.dataset, catalog.DATASETS)
     _check_choice("model", c.model, catalog.MODELS)
     _check_choice("optimizer", c.optimizer, catalog.OPTIMIZERS)
@@ -133,7 +174,7 @@ def validate(c: RunConfig) -> None:
     _check_choice("--monitor metric", c.monitor, MONITORS)
     if c.threads is not None:
         _check_int("--threads", c.threads, 1)
-    _check_int("--epochs", c.epochs, 1)
+    _check_int("--epochs", c.epochs, 1, MAX_EPOCHS)
     _check_int("--batch-size", c.batch_size, 1)
     _check_int("--eval-batch-size", c.eval_batch_size, 1)
     _check_int("--accum-steps", c.accum_steps, 1)
@@ -143,21 +184,38 @@ def validate(c: RunConfig) -> None:
     if c.limit_batches is not None:
         _check_int("--limit-batches", c.limit_batches, 1)
     if c.seed is not None:
-        _check_int("--seed", c.seed, 0)
+        _check_int("--seed", c.seed, 0, MAX_SEED)
     _check_positive_number("--lr", c.lr)
     _check_positive_number("--weight-decay", c.weight_decay, allow_zero=True)
     _check_positive_number("--min-delta", c.min_delta, allow_zero=True)
     _check_positive_number("--clip-grad", c.clip_grad, allow_zero=True)
     _check_positive_number("--momentum", c.momentum, allow_zero=True)
     if len(c.synthetic_shape) != 3 or any(
-        isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in c.synthetic_shape
+        isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= MAX_COUNT for s in c.synthetic_shape
     ):
-        raise UserError(f"--synthetic-shape must be CxHxW with positive sizes, got {c.synthetic_shape}")
-    _check_int("--synthetic-classes", c.synthetic_classes, 2)
+        raise UserError(f"--synthetic-shape must be CxHxW with positive sizes, got {c.synthetic_shape!r:.60}")
+    _check_int("--synthetic-classes", c.synthetic_classes, 2, MAX_SYNTHETIC_CLASSES)
     _check_int("--synthetic-train", c.synthetic_train, 1)
     _check_int("--synthetic-val", c.synthetic_val, 1)
     if c.model == "simplecnn" and c.dataset == "synthetic" and min(c.synthetic_shape[1:]) < 8:
         raise UserError("simplecnn needs images of at least 8x8; use --model mlp for smaller shapes")
+
+
+def read_config_file(config_path: Path) -> RunConfig:
+    """config.json as a validated RunConfig; anything else is one line naming the file."""
+    import json
+
+    try:
+        with open(config_path, "rb") as fh:
+            raw = fh.read(1_000_001)
+        if len(raw) > 1_000_000:
+            raise UserError("it is over 1 MB")
+        config = RunConfig.from_dict(json.loads(raw.decode("utf-8")))
+        validate(config)
+    except (ValueError, TypeError, RecursionError, UserError, OSError) as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise UserError(f"{config_path} is not a valid run config ({detail}); restore it, or start a new run") from None
+    return config
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:

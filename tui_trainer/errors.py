@@ -16,6 +16,11 @@ class CheckpointError(UserError):
     """A checkpoint that cannot be used: missing, truncated, corrupted, unsafe or incompatible."""
 
 
+class UnsafeRunFileError(UserError):
+    """Something planted where tui-trainer writes inside a run directory: a symbolic link, a
+    hard link, a directory or a device. Writing through it would change a file elsewhere."""
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the run stops rather than learn from it."""
 
@@ -24,10 +29,11 @@ class NonFiniteLossError(RuntimeError):
         self.step = step
         self.phase = phase
         where = f"epoch {epoch}, step {step}" if phase == "train" else f"epoch {epoch} ({phase})"
-        super().__init__(
-            f"non-finite loss at {where}; stopping (use --on-nan skip to skip such batches, "
-            "or lower --lr / enable --clip-grad)"
-        )
+        # --on-nan skip skips training batches only: it is no help for a non-finite validation
+        # loss or non-finite weights, and with it on, a training loss never stops the run.
+        hint = ("use --on-nan skip to skip such batches, or lower --lr / enable --clip-grad" if phase == "train"
+                else "lower --lr or enable --clip-grad")
+        super().__init__(f"non-finite loss at {where}; stopping ({hint})")
 
 
 class TrainingInterrupted(SystemExit):

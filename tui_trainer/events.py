@@ -306,44 +306,23 @@ def _tuplify(value: Any) -> Any:
     return value
 
 
-_FLOAT_WORDS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-
-
 def from_dict(data: dict[str, Any]) -> Event:
-    """Rebuild an event from its JSON form (unknown keys from newer versions are ignored)."""
-    cls = EVENT_TYPES[data["event"]]
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        if isinstance(value, str) and value in _FLOAT_WORDS and "float" in str(f.type):
-            value = _FLOAT_WORDS[value]
-        if f.name == "gpus":
-            value = tuple(GpuSample(**g) for g in value)
-        else:
-            value = _tuplify(value)
-        kwargs[f.name] = value
-    return cls(**kwargs)
+    """Rebuild an event from its JSON form (unknown keys from newer versions are ignored).
+    Raises ValueError when a field is missing, of the wrong type or out of range."""
+    from .event_io import event_from_dict
+
+    return event_from_dict(data)
 
 
-def from_json(line: str) -> Event:
+def from_json(line: str | bytes) -> Event:
     return from_dict(json.loads(line))
 
 
 def read_events(path) -> list[Event]:
-    """Read an events.jsonl file, skipping a torn last line left by a crash."""
-    events: list[Event] = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                events.append(from_json(line))
-            except (ValueError, KeyError, TypeError):
-                continue
-    return events
+    """The readable events of an events.jsonl file (see event_io.read_event_log)."""
+    from .event_io import read_event_log
+
+    return read_event_log(path)[0]
 
 
 @runtime_checkable

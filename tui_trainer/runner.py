@@ -53,7 +53,7 @@ def seed_everything(seed: int | None) -> None:
     import torch
 
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % 2**32)  # NumPy's range; config checks --seed, this covers seed + rank
     torch.manual_seed(seed)
 
 
@@ -149,8 +149,8 @@ def check_compatible(saved: dict, config: RunConfig) -> None:
     new = config.to_dict()
     for key in COMPATIBLE_KEYS:
         if key in old and old[key] != new.get(key):
-            raise CheckpointError(f"the checkpoint was trained with {key}={old[key]!r}, but the run's config says "
-                                  f"{new.get(key)!r}; resume with the config.json the run was started with, "
+            raise CheckpointError(f"the checkpoint was trained with {key}={old[key]!r:.60}, but the run's config says "
+                                  f"{new.get(key)!r:.60}; resume with the config.json the run was started with, "
                                   "or start a new run")
 
 
@@ -160,24 +160,33 @@ def select_checkpoint(run_dir: Path, config: RunConfig) -> tuple[Path, dict, lis
     Raises UserError (nothing written) when none can be used, when one holds pickled code, or
     when the run has nothing left to do. Returns (path, checkpoint, warnings about skipped files).
     """
-    import json
-
     from .engine import checkpoint as ckpt
 
     path, saved, problems = ckpt.find_resumable(run_dir)
     check_compatible(saved, config)
-    done, step = int(saved["epoch"]), int(saved.get("step_in_epoch") or 0)
-    report = {}
-    try:
-        report = json.loads((Path(run_dir) / "report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass  # no report yet (a run killed before its end writes none): the resume writes it
-    if report.get("status") == "early_stopped" and done <= int(report.get("epochs_completed", done)):
-        raise UserError(f"the run already stopped early after epoch {report.get('epochs_completed')} "
+    done, step = saved["epoch"], saved.get("step_in_epoch") or 0
+    report = _read_report(Path(run_dir) / "report.json")
+    completed = report.get("epochs_completed")
+    completed = completed if isinstance(completed, int) and not isinstance(completed, bool) else done
+    if report.get("status") == "early_stopped" and done <= completed:
+        raise UserError(f"the run already stopped early after epoch {completed} "
                         "(no improvement within its patience); there is nothing to resume")
     if done > config.epochs or (done == config.epochs and not step and report.get("status") == "finished"):
         raise UserError(f"the run already completed {done} epochs; pass --epochs N with N > {done} to train further")
     return path, saved, problems
+
+
+def _read_report(path: Path) -> dict:
+    """report.json's status and epochs, or {} when there is none yet (a run killed before its end
+    writes none; the resume writes it) or it is damaged (it is rewritten at the end)."""
+    import json
+
+    try:
+        with open(path, "rb") as fh:
+            report = json.loads(fh.read(64 * 1024 * 1024).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return report if isinstance(report, dict) else {}
 
 
 def refuse_a_run_stopped_by_the_user(run_dir: Path, epochs: int | None) -> None:
@@ -195,8 +204,8 @@ def refuse_a_run_stopped_by_the_user(run_dir: Path, epochs: int | None) -> None:
                 if '"event":"RunFinished"' in line or '"event":"RunStarted"' in line:
                     try:
                         last = json.loads(line)
-                    except ValueError:
-                        continue  # a torn line: what came before still counts
+                    except (ValueError, RecursionError):
+                        continue  # a torn or damaged line: what came before still counts
     except (OSError, UnicodeDecodeError):
         return  # no log to tell: the checkpoint decides
     if not isinstance(last, dict) or last.get("event") != "RunFinished" or last.get("status") != "stopped":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import select
 import struct
 import subprocess
 import sys
@@ -39,16 +40,23 @@ class PtyRun:
                                      close_fds=True)
         os.close(slave)
         self.output = bytearray()
+        self._closing = False
         self.first_output_at: float | None = None
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        while True:
+        while not self._closing:
+            # A read blocked on the master would keep it open after close_terminal (closing a
+            # descriptor does not end a read in progress), and the kernel hangs up only once the
+            # last reference is gone: wait for data with a timeout instead.
             try:
+                ready, _, _ = select.select([self.master], [], [], 0.05)
+                if not ready:
+                    continue
                 chunk = os.read(self.master, 65536)
-            except OSError:
+            except (OSError, ValueError):
                 return
             if not chunk:
                 return
@@ -73,6 +81,10 @@ class PtyRun:
         os.write(self.master, keys)
 
     def close_terminal(self) -> None:
+        """Close the terminal's master side, as a dropped SSH connection does: the kernel then
+        sends SIGHUP to the program, whether or not it is writing at that moment."""
+        self._closing = True
+        self._reader.join(timeout=5)
         os.close(self.master)
 
     def wait(self, timeout: float) -> int:

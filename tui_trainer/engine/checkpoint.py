@@ -9,14 +9,16 @@ so a checkpoint carrying pickled code is refused, never executed.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import pickletools
 import random
 import re
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -84,8 +86,91 @@ def clean_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
     return removed
 
 
+PICKLE_SCAN_LIMIT = 64 * 1024 * 1024  # bytes of a suspected pickle stream read to name its globals
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
+               "SHORT_BINSTRING"}
+
+
+def pickle_globals(stream: IO[bytes], limit: int = PICKLE_SCAN_LIMIT) -> tuple[bool, list[str]]:
+    """Read a pickle stream's opcodes without executing any of them: (is it a complete pickle
+    stream, the globals - module.name - it references, in order). Reads consecutive pickles (torch's
+    legacy format is several) and stops at the first bytes that are not one, or at `limit`."""
+    names: list[str] = []
+    complete = False
+    start = stream.tell()
+    while stream.tell() - start < limit:
+        recent: list = []  # the last values pushed, for STACK_GLOBAL (module and name come from the stack)
+        memo: dict = {}
+        try:
+            for opcode, arg, _ in pickletools.genops(stream):
+                name = opcode.name
+                if name in _STRING_OPS:
+                    recent = [*recent[-1:], arg]
+                elif name in ("BINGET", "LONG_BINGET", "GET"):
+                    recent = [*recent[-1:], memo.get(arg)]
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = recent[-1] if recent else None
+                elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                    memo[arg] = recent[-1] if recent else None
+                elif name in ("GLOBAL", "INST"):
+                    names.append(str(arg).replace(" ", "."))
+                elif name == "STACK_GLOBAL":
+                    names.append(".".join(str(v) for v in recent[-2:]))
+                if stream.tell() - start > limit:
+                    break
+            else:
+                complete = True
+                continue  # that pickle ended with STOP: another may follow
+        except (ValueError, EOFError, UnicodeDecodeError, OverflowError, KeyError, IndexError):
+            pass
+        break
+    return complete, names
+
+
+_HARMLESS_GLOBALS = ("torch.", "collections.OrderedDict", "builtins.set", "builtins.frozenset")
+
+
+def _offending(names: list[str]) -> list[str]:
+    seen: list[str] = []
+    for name in names:
+        if not name.startswith(_HARMLESS_GLOBALS) and name not in seen:
+            seen.append(name)
+    return seen
+
+
+def _references(names: list[str]) -> str:
+    bad = _offending(names)
+    if not bad:
+        return ""
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return f"it references {', '.join(bad[:3])}{more}"
+
+
+def _refuse_pickle_stream(path: Path) -> None:
+    """A checkpoint that is not a zip file but a pickle stream (torch.save's legacy format, or
+    pickle.dump) is never one of ours: refuse it as unsafe rather than call it corrupted, so a
+    resume stops instead of quietly falling back to an older checkpoint."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+            fh.seek(0)
+            if head[:2] == b"PK":
+                return  # a damaged zip file: corrupted, not planted
+            complete, names = pickle_globals(fh)
+    except OSError:
+        return
+    if not (complete or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5)):
+        return
+    reason = _references(names) or "this one references no code, but the format is never loaded"
+    raise UnsafeCheckpointError(
+        f"refusing to load {path}: it is a pickle stream (torch's legacy format or pickle.dump), which "
+        f"tui-trainer never writes and which can carry code ({reason}); it was not loaded - delete it, "
+        "or replace it with a trusted copy")
+
+
 def verify_file(path: str | os.PathLike) -> None:
-    """Raise CheckpointError unless `path` is a complete, uncorrupted torch zip file."""
+    """Raise CheckpointError unless `path` is a complete, uncorrupted torch zip file
+    (UnsafeCheckpointError for a pickle stream that is not one)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -96,6 +181,7 @@ def verify_file(path: str | os.PathLike) -> None:
             bad = zf.testzip()
     except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError, ValueError,
             UnicodeDecodeError) as exc:
+        _refuse_pickle_stream(path)
         raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({exc})") from None
     if bad is not None:
         raise CheckpointError(f"checkpoint {path} is corrupted (CRC mismatch in {bad})")
@@ -109,16 +195,33 @@ class UnsafeCheckpointError(CheckpointError):
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _unpickling_reason(exc: BaseException) -> str:
-    """The one useful line of torch's weights_only refusal (it also suggests unsafe loading,
-    which we never do, and contains terminal escapes)."""
+def _zip_pickle_globals(path: Path) -> list[str]:
+    """The globals the main pickle of a torch zip file references (read, never executed)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            member = next((n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            if member is None:
+                return []
+            with zf.open(member) as fh:
+                return pickle_globals(io.BytesIO(fh.read(PICKLE_SCAN_LIMIT)))[1]
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError):
+        return []
+
+
+def _unpickling_reason(exc: BaseException, path: Path) -> str:
+    """What the refused checkpoint references, as one line (torch's own refusal also suggests
+    unsafe loading, which we never do, spans several paragraphs and contains terminal escapes)."""
+    found = _references(_zip_pickle_globals(path))
+    if found:
+        return found
     text = _ANSI.sub("", str(exc))
-    m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    m = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text)
     if m:
         return f"it references {m.group(1)}"
     m = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
-    line = m.group(1) if m else (text.strip().splitlines() or [""])[0]
-    return line.strip()[:160]
+    line = m.group(1) if m else "the weights-only loader refused it"
+    line = " ".join(line.split())
+    return line if len(line) <= 160 else line[:160].rsplit(" ", 1)[0] + " ..."
 
 
 def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
@@ -129,23 +232,27 @@ def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     except pickle.UnpicklingError as exc:
         raise UnsafeCheckpointError(
             f"refusing to load {path}: it holds pickled code or objects that a checkpoint never needs "
-            f"({_unpickling_reason(exc)}); it was not loaded - delete it, or replace it with a trusted copy"
+            f"({_unpickling_reason(exc, Path(path))}); it was not loaded - delete it, or replace it with a trusted copy"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         first = (_ANSI.sub("", str(exc)).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(f"checkpoint {path} could not be read ({first[:200]})") from None
 
 
-def load_run_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """Load one of our own checkpoints and check its shape."""
+def load_run_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", resumable: bool = True) -> dict:
+    """Load one of our own checkpoints and check every field a resume reads (resumable=False:
+    only what loading the weights needs, as for best_model.pth at the final evaluation)."""
+    from .checkpoint_fields import check_fields
+
     data = safe_load(path, map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a tui-trainer checkpoint")
-    if data.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer tui-trainer (format {data['format_version']})")
-    for key in ("model_state_dict", "epoch", "config"):
-        if key not in data:
-            raise CheckpointError(f"checkpoint {path} is incomplete (no '{key}')")
+    version = data.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise CheckpointError(f"checkpoint {path} is damaged: format_version must be an integer, not {version!r:.40}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer tui-trainer (format {version})")
+    check_fields(data, path, resumable)
     return data
 
 
@@ -163,7 +270,7 @@ def candidates(run_dir: str | os.PathLike) -> list[Path]:
 
 
 def progress_key(data: dict) -> tuple[int, int]:
-    return int(data.get("epoch", 0)), int(data.get("step_in_epoch", 0))
+    return data["epoch"], data.get("step_in_epoch") or 0
 
 
 def find_resumable(run_dir: str | os.PathLike, map_location: Any = "cpu") -> tuple[Path, dict, list[str]]:

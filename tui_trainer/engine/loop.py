@@ -104,6 +104,7 @@ class Trainer(StepLoop, Evaluation, Persistence):
         self.status = ""
         self.report: dict | None = None
         self._resume: dict | None = None  # mid-epoch state waiting to be applied
+        self._epoch_start_lr: float | None = None  # the LR the current epoch began with (its history entry)
         self._process_steps = 0
         self._active_time = 0.0  # seconds of training this process, pauses excluded
         self._paused_time = 0.0
@@ -181,6 +182,7 @@ class Trainer(StepLoop, Evaluation, Persistence):
         if self.early_stopping is not None:
             self.early_stopping.sync_epoch(self.epoch)
         self._emit_started()
+        self.restore_missing_periodic()
         run_started = time.perf_counter()
         status, want_report = "finished", True
         first_epoch = self.epoch + 1
@@ -241,6 +243,10 @@ class Trainer(StepLoop, Evaluation, Persistence):
         """One epoch end to end. Returns False when early stopping ends the run."""
         t0 = time.perf_counter()
         lr_at_start = self.optimizer.param_groups[0]["lr"]
+        if self._resume is not None and self._resume.get("epoch_start_lr") is not None:
+            # resumed mid-epoch: a per-step schedule has moved on since the epoch began
+            lr_at_start = self._resume["epoch_start_lr"]
+        self._epoch_start_lr = lr_at_start
         train_loss, train_acc, skipped, rate, train_time = self._train_epoch(epoch)
         t1 = time.perf_counter()
         try:
@@ -269,27 +275,29 @@ class Trainer(StepLoop, Evaluation, Persistence):
             best_val_loss=self.best_val_loss, monitor=self.monitor))
         stop = False
         periodic = bool(self.checkpoint_every) and epoch % self.checkpoint_every == 0
+        es = self.early_stopping
+        may_stop = es is not None and es.patience > 0 and es.counter + 1 >= es.patience
         weights_now = None
-        if self.early_stopping is not None and self.early_stopping.restore_best_weights and (is_best or periodic):
+        if es is not None and es.restore_best_weights and (is_best or periodic or may_stop):
             # Should early stopping end the run here, it puts older weights back into the model;
-            # best_model.pth and this epoch's checkpoint must hold this epoch's weights.
+            # this epoch's checkpoints must hold this epoch's weights.
             weights_now = clone_state_dict(self.raw_model.state_dict())
-        if self.early_stopping is not None:
-            es = self.early_stopping
+        if es is not None:
             value, other = (val_acc, val_loss) if self.monitor == "val_acc" else (val_loss, val_acc)
             stop = es.update(is_best, value, self.raw_model, other)  # the same decision as is_best
             self.emit(ev.EarlyStopUpdate(
                 epoch=epoch, counter=es.counter, patience=es.patience, best_score=es.best_loss,
                 best_epoch=es.best_epoch, min_delta=es.min_delta, monitor=self.monitor, improved=is_best,
                 triggered=stop))
+        # In this order: a kill between two of these saves leaves the newest complete state in the
+        # file written first, and a resume writes a periodic checkpoint the kill left out.
         if is_best:
             self.save("best_model.pth", "best", model_state=weights_now)
         if periodic:
             self.save(f"checkpoint_epoch_{epoch}.pth", "periodic", model_state=weights_now)
-        if not stop:
-            # After early stopping restored the best weights, last.pth would no longer hold the
-            # state of the final epoch; the periodic and best files already cover that case.
-            self.save("last.pth", "last")
+        # Also when early stopping ends the run here: last.pth is always the end of the newest
+        # epoch, whether or not the run was stopped and resumed within it.
+        self.save("last.pth", "last", model_state=weights_now)
         return not stop
 
     def _step_scheduler_epoch(self, epoch: int, val_loss: float) -> None:

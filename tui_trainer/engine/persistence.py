@@ -27,6 +27,7 @@ class Persistence:
             "format": ckpt.FORMAT, "format_version": ckpt.FORMAT_VERSION,
             "epoch": self.epoch, "step_in_epoch": progress["step"] if progress else 0,
             "epoch_sums": progress["sums"] if progress else None,
+            "epoch_start_lr": self._epoch_start_lr if progress else None,
             "global_step": self.global_step,
             "model_state_dict": model_state if model_state is not None else self.raw_model.state_dict(),
             "optimizer_state_dict": self.optimizer.state_dict(),
@@ -75,6 +76,22 @@ class Persistence:
         if is_best:
             self.save("best_model.pth", "best")
 
+    def restore_missing_periodic(self) -> None:
+        """A resume at the end of epoch N writes checkpoint_epoch_N.pth if it is due and missing: a
+        kill after best_model.pth (written first) but before it leaves it out, and training on
+        would never write it. The state just loaded is exactly the one it would have held."""
+        epoch = self.epoch
+        if self.save_dir is None or self._resume is not None or not epoch or not self.checkpoint_every \
+                or epoch % self.checkpoint_every:
+            return
+        name = f"checkpoint_epoch_{epoch}.pth"
+        missing = self.is_main and not (self.save_dir / name).exists()
+        if self.dist is not None:  # every rank takes part in a save: rank 0 decides for all
+            missing = self.dist.broadcast_object(missing)
+        if missing:
+            self.save(name, "periodic")
+            self.emit(ev.Notice(level="info", message=f"wrote {name}, which the interrupted run had not saved"))
+
     def load_best_model(self) -> bool:
         if self.save_dir is None:
             return False
@@ -83,7 +100,7 @@ class Persistence:
             self.dist.barrier()
         if not path.exists():
             return False
-        data = ckpt.safe_load(path, map_location=self.device)
+        data = ckpt.load_run_checkpoint(path, map_location=self.device, resumable=False)
         self.raw_model.load_state_dict(data["model_state_dict"])
         loss = data.get("best_val_loss")
         self.emit(ev.Notice(level="info", message=f"loaded the best model (epoch {data.get('best_epoch')}, "
@@ -114,7 +131,8 @@ class Persistence:
         if data.get("loader") is not None and hasattr(self.train_loader, "load_state_dict"):
             self.train_loader.load_state_dict(data["loader"])
         if data.get("step_in_epoch") and data.get("loader") is not None and hasattr(self.train_loader, "load_state_dict"):
-            self._resume = {"step": data["step_in_epoch"], "sums": data["epoch_sums"]}
+            self._resume = {"step": data["step_in_epoch"], "sums": data["epoch_sums"],
+                            "epoch_start_lr": data.get("epoch_start_lr")}
         ckpt.restore_rng(data["rng"])
 
     def _restored_history(self) -> dict:

@@ -89,12 +89,34 @@ def scheduler_name(scheduler) -> str:
     return SHORT_NAMES.get(name, name)
 
 
+EXACT_PLAN_STEPS = 5000  # epoch schedules up to this many epochs are simulated step by step
+
+
+def _lr_at(shadow, step: int) -> float:
+    """The first group's LR after `step` scheduler steps, computed directly (closed form), not by
+    stepping there: O(1) however long the run."""
+    if isinstance(shadow, sched.CosineAnnealingWarmRestarts):
+        shadow.step(step)  # with an explicit epoch this scheduler computes its position directly
+        return shadow.optimizer.param_groups[0]["lr"]
+    shadow.last_epoch = step
+    if isinstance(shadow, sched.OneCycleLR):
+        return shadow.get_lr()[0]  # a function of the step number alone
+    closed_form = getattr(shadow, "_get_closed_form_lr", None)
+    if closed_form is None:
+        raise LookupError(type(shadow).__name__)
+    return closed_form()[0]
+
+
 def planned_lrs(scheduler, optimizer, num_epochs: int, start_epoch: int = 0,
                 optimizer_steps_per_epoch: int = 1, max_points: int = 400) -> tuple[tuple[float, float], ...]:
-    """The LR of the first param group over the whole run, as (epoch position, lr) pairs.
+    """The LR of the first param group over the rest of the run, as (epoch position, lr) pairs:
+    at most about max_points of them, however long the run (the panel draws a few hundred).
 
-    Simulated on a copy of the scheduler driving a one-parameter optimizer; empty for
-    schedulers that depend on metrics (plateau) or that cannot be copied.
+    Worked out on a copy of the scheduler driving a one-parameter optimizer, never the real one:
+    an epoch schedule of up to EXACT_PLAN_STEPS epochs is stepped through (exactly what training
+    will do, manual LR changes and stretched lengths included); longer ones, and per-step
+    schedules (onecycle), are sampled at evenly spaced steps in closed form. Empty for schedules
+    that depend on metrics (plateau) or cannot be previewed.
     """
     if scheduler is None:
         lr = optimizer.param_groups[0]["lr"]
@@ -112,19 +134,25 @@ def planned_lrs(scheduler, optimizer, num_epochs: int, start_epoch: int = 0,
         shadow.__dict__ = {k: copy.deepcopy(v) for k, v in scheduler.__dict__.items() if k != "optimizer"}
         shadow.optimizer = shadow_opt
         per_step = steps_per_batch(scheduler)
-        n_steps = (num_epochs - start_epoch) * (optimizer_steps_per_epoch if per_step else 1)
-        stride = max(1, n_steps // max_points)
+        n_steps = max(0, num_epochs - start_epoch) * (optimizer_steps_per_epoch if per_step else 1)
+        # OneCycleLR refuses a step past total_steps: its last point is one step short of the end.
+        last = n_steps - 1 if per_step else n_steps
         unit = 1.0 / optimizer_steps_per_epoch if per_step else 1.0
         points = [(float(start_epoch), shadow_opt.param_groups[0]["lr"])]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for i in range(1, n_steps + 1):
-                if per_step and i == n_steps:
-                    # OneCycleLR raises when stepped past total_steps; the last point is known.
-                    break
-                shadow.step()
-                if i % stride == 0:
-                    points.append((start_epoch + i * unit, shadow_opt.param_groups[0]["lr"]))
+            if not per_step and n_steps <= EXACT_PLAN_STEPS:
+                stride = max(1, n_steps // max_points)
+                for i in range(1, n_steps + 1):
+                    shadow.step()
+                    if i % stride == 0:
+                        points.append((start_epoch + i * unit, shadow_opt.param_groups[0]["lr"]))
+            else:
+                base = shadow.last_epoch
+                count = min(max_points, max(1, last))
+                for j in range(1, count + 1):
+                    i = round(j * last / count)
+                    points.append((start_epoch + i * unit, _lr_at(shadow, base + i)))
         return tuple(points)
     except Exception:  # noqa: BLE001 - a schedule we cannot preview is simply not drawn ahead
         return ()

@@ -11,6 +11,7 @@ from typing import Callable, TextIO
 
 from .. import events as ev
 from .. import fmt
+from ..event_io import printable_event
 from ..state import RunState, reduce
 
 EPOCH_HEADER = (f"{'epoch':>9}  {'train_loss':>10}  {'train_acc':>9}  {'val_loss':>9}  {'val_acc':>8}  "
@@ -39,10 +40,12 @@ class HeadlessPrinter:
             pass  # the reader went away (| head); training carries on
 
     def emit(self, event: ev.Event) -> None:
-        self.state = reduce(self.state, event)
         if self.json:
-            self._print(ev.to_json(event))
+            self.state = reduce(self.state, event)
+            self._print(ev.to_json(event))  # JSON escapes control characters itself
             return
+        event = printable_event(event)  # a run name with a newline or an escape sequence stays one line
+        self.state = reduce(self.state, event)
         handler = getattr(self, "_on_" + type(event).__name__, None)
         if handler is not None:
             handler(event)

@@ -28,9 +28,10 @@ def _install_signal_handlers(app, on_hangup=None):
         name = signal.Signals(signum).name
         if app.quit_reason:
             return
+        ended = app.engine_done.is_set()  # the run is over and its report on screen: nothing to save
         app.quit_and_save(name)
         if signum == signal.SIGHUP:
-            threading.Thread(target=_exit_after_engine, args=(app, on_hangup), daemon=True).start()
+            threading.Thread(target=_exit_after_engine, args=(app, on_hangup, ended), daemon=True).start()
 
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
@@ -38,11 +39,16 @@ def _install_signal_handlers(app, on_hangup=None):
     return previous
 
 
-def _exit_after_engine(app, on_hangup) -> None:
+def _exit_after_engine(app, on_hangup, ended: bool = False) -> None:
     app.engine_done.wait(HANGUP_GRACE)
     if on_hangup is not None:
         on_hangup()
-    os._exit(EXIT_CODES["SIGHUP"])
+    if not ended:
+        os._exit(EXIT_CODES["SIGHUP"])
+    # Closing the terminal on a finished run's report ends nothing: the run's own exit code.
+    outcome = app.outcome
+    failed = isinstance(outcome, BaseException) or getattr(outcome, "status", "") == "failed"
+    os._exit((getattr(outcome, "exit_code", 0) or 1) if failed else 0)
 
 
 def _restore_signal_handlers(previous) -> None:
@@ -68,7 +74,7 @@ def share_malloc_arena() -> None:
         pass
 
 
-def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), trainer_options=None):
+def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), trainer_options=None, checkpoint=None):
     """The console for a CLI run, as the CLI builds it (tests use this too).
     Returns (app, store, control, run_log)."""
     from ...engine.control import Control
@@ -84,7 +90,7 @@ def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), tr
 
     def job():
         try:
-            return execute(config, run_dir, [log, store, *extra_sinks], control, resume=resume,
+            return execute(config, run_dir, [log, store, *extra_sinks], control, resume=resume, checkpoint=checkpoint,
                            trainer_options={"progress_interval": CONSOLE_PROGRESS_INTERVAL, **(trainer_options or {})})
         finally:
             log.close()
@@ -92,9 +98,9 @@ def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), tr
     return TrainerApp(store, control, job), store, control, log
 
 
-def run_tui(config, run_dir: Path, *, resume: bool = False) -> int:
+def run_tui(config, run_dir: Path, *, resume: bool = False, checkpoint=None) -> int:
     share_malloc_arena()
-    app, store, control, log = build_app(config, run_dir, resume=resume)
+    app, store, control, log = build_app(config, run_dir, resume=resume, checkpoint=checkpoint)
     previous = _install_signal_handlers(app, on_hangup=log.close)
     try:
         app.run()
@@ -163,11 +169,18 @@ def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None) 
 
 def show_run(events_path: Path) -> int:
     """Open a finished (or running) run's dashboard from its events.jsonl."""
-    from ...events import read_events
+    show_app(events_path).run()
+    return 0
+
+
+def show_app(events_path: Path):
+    """The console replaying an events.jsonl; lines it cannot use are skipped, and said so."""
+    from ...event_io import printable_event, read_event_log, skipped_notice
     from ...state import replay
     from .app import TrainerApp
     from .store import StateStore
 
-    app = TrainerApp(StateStore(replay(read_events(events_path))))
-    app.run()
-    return 0
+    events, skipped = read_event_log(events_path)
+    if skipped:
+        events.append(skipped_notice(skipped, events_path, events[-1].t if events else 0.0))
+    return TrainerApp(StateStore(replay(printable_event(e) for e in events)))

@@ -13,6 +13,7 @@ import threading
 from typing import Callable
 
 from ... import events as ev
+from ...event_io import printable_event
 from ...state import RunState, reduce
 
 URGENT = frozenset({"RunStarted", "Paused", "Resumed", "StopRequested", "RunFinished", "RunFailed",
@@ -26,6 +27,7 @@ class StateStore:
         self.wake = wake
 
     def emit(self, event: ev.Event) -> None:
+        event = printable_event(event)  # names and messages reach the screen with control characters escaped
         with self._lock:
             self._state = reduce(self._state, event)
         name = type(event).__name__

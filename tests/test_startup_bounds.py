@@ -1,0 +1,82 @@
+"""Start-up cannot hang: the LR plan the console draws is sampled (a few hundred points, however
+long the run), the number of epochs has an upper bound checked before anything starts, and a
+stop signal during preparation ends the run within seconds."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from _reliability import has_event, kill_group, spawn, wait_for
+
+
+def _scheduler(name: str, epochs: int, steps: int):
+    import torch
+
+    from tui_trainer.engine.schedulers import scheduler_for_run
+
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    return scheduler_for_run(optimizer, name, epochs, steps), optimizer
+
+
+@pytest.mark.parametrize("name, epochs, steps", [("cosine", 1_000_000, 1), ("step", 1_000_000, 1),
+                                                 ("warmup_cosine", 1_000_000, 1), ("onecycle", 1000, 1000)])
+def test_the_lr_plan_of_a_long_run_is_sampled_not_stepped_through(name, epochs, steps):
+    from tui_trainer.engine.schedulers import planned_lrs
+
+    scheduler, optimizer = _scheduler(name, epochs, steps)
+    t0 = time.perf_counter()
+    plan = planned_lrs(scheduler, optimizer, epochs, 0, steps)
+    took = time.perf_counter() - t0
+    assert took < 0.5, f"{took:.2f}s"  # the old plan stepped a scheduler once per step: seconds to hours
+    assert 300 <= len(plan) <= 402
+    assert plan[0][0] == 0 and plan[-1][0] == pytest.approx(epochs, rel=1e-3)
+    assert all(a[0] < b[0] for a, b in zip(plan, plan[1:]))
+
+
+@pytest.mark.parametrize("name", ["cosine", "step", "multistep", "warmup_cosine", "onecycle"])
+def test_a_sampled_plan_is_the_schedule_the_optimizer_follows(name):
+    """Sampled or stepped through, every point is the LR the optimizer will have at that position,
+    also from the middle of a run."""
+    from tui_trainer.engine import schedulers
+
+    epochs, steps, done = 8000 if name != "onecycle" else 40, 1 if name != "onecycle" else 250, 7
+    scheduler, optimizer = _scheduler(name, epochs, steps)
+    for _ in range(done * (steps if name == "onecycle" else 1)):
+        optimizer.step()
+        scheduler.step()
+    plan = dict(schedulers.planned_lrs(scheduler, optimizer, epochs, done, steps))
+    per_step = name == "onecycle"
+    position, compared = float(done), 0
+    for _ in range((epochs - done) * (steps if per_step else 1) - (1 if per_step else 0)):
+        optimizer.step()
+        scheduler.step()
+        position += 1 / steps if per_step else 1
+        key = min(plan, key=lambda p: abs(p - position))
+        if abs(key - position) < 1e-9:
+            assert plan[key] == pytest.approx(optimizer.param_groups[0]["lr"], rel=1e-9, abs=1e-15), position
+            compared += 1
+    assert compared >= 300
+
+
+def test_sigterm_during_preparation_ends_the_run_within_seconds(tmp_path):
+    """The longest possible run (1,000,000 epochs of a per-step onecycle schedule) stopped while it
+    prepares: the old plan preview stepped a scheduler through every step before training."""
+    run_dir = tmp_path / "run"
+    proc = spawn(["run", "synthetic", "--model", "mlp", "--synthetic-shape", "3x8x8", "--synthetic-train", "20000",
+                  "--synthetic-val", "256", "--batch-size", "16", "--epochs", "1000000", "--scheduler", "onecycle",
+                  "--device", "cpu", "--run-dir", run_dir, "--headless"])
+    try:
+        wait_for(lambda: has_event(run_dir, "Preparing", stage="building model"), 60, "preparation", proc)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        kill_group(proc)
+    assert proc.returncode == 143, out + err
+    assert took < 10, f"the stop took {took:.1f}s"
+    assert "Traceback" not in out + err
+    assert has_event(run_dir, "RunFinished", status="interrupted")
