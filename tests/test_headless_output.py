@@ -83,7 +83,7 @@ def test_default_run_log_is_clean_and_complete(default_digits_run):
     assert "device     cpu" in out
     assert "digits: 1,437 train / 360 validation, 10 classes" in out
     assert re.search(r"model      simplecnn, [\d,]+ parameters", out)
-    assert "AdamW lr 0.001 wd 0.01, scheduler cosine, batch 64" in out and "clip 1" in out
+    assert "AdamW lr 1.00e-03 wd 0.01, scheduler cosine, batch 64" in out and "clip 1" in out
     assert "early stop patience 10" in out
     assert "checkpoint: " in out and "checkpoint_epoch_10.pth" in out
     assert "confusion matrix (rows: true class, columns: predicted)" in out

@@ -339,17 +339,28 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from . import runlog
 
-    path = Path(args.run_dir) / runlog.EVENTS_NAME
+    run_dir = Path(args.run_dir)
+    path = run_dir / runlog.EVENTS_NAME
     if not path.is_file():
         raise UserError(f"no {runlog.EVENTS_NAME} in {args.run_dir}")
     if not sys.stdout.isatty():
-        from .events import read_events
+        from .events import TERMINAL_EVENTS, read_events
+        from .frontends.follow import writer_alive
         from .frontends.headless import HeadlessPrinter
 
         printer = HeadlessPrinter(sys.stdout)
-        for event in read_events(path):
+        events = read_events(path)
+        for event in events:
             printer.emit(event)
+        if not any(type(e).__name__ in TERMINAL_EVENTS for e in events):
+            # The log stops where the file does: say why, rather than let it read as complete.
+            if writer_alive(run_dir):
+                print(f"(a snapshot of a live run: it is still training; `tui-trainer show {args.run_dir}` "
+                      "in a terminal follows it)")
+            else:
+                print("(no end recorded: the process writing this run is gone; "
+                      f"`tui-trainer resume {args.run_dir}` continues it from its last checkpoint)")
         return EXIT_OK
     from .frontends.tui.launch import show_run
 
-    return show_run(path)
+    return show_run(run_dir)

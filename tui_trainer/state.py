@@ -77,6 +77,7 @@ class RunState:
     system: ev.SystemSample | None = None
     last_checkpoint: str = ""
     checkpoints_saved: int = 0
+    last_manual_save: ev.CheckpointSaved | None = None  # the newest save asked for with `c`
     # pauses (seconds of wall time excluded from elapsed and ETA)
     paused_since: float | None = None
     paused_total: float = 0.0
@@ -206,15 +207,19 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
         # them would drown the rest.
         if event.kind not in ("last", "best"):
             log = _log(state, t, "info", f"saved {event.kind} checkpoint {os.path.basename(event.path)} ({where})")
-        return r(state, **base, last_checkpoint=event.path,
+        manual = event if event.kind == "manual" else state.last_manual_save
+        return r(state, **base, last_checkpoint=event.path, last_manual_save=manual,
                  checkpoints_saved=state.checkpoints_saved + 1, log=log)
 
     if isinstance(event, ev.LrChanged):
         pos = _epoch_position(state, event.epoch, event.step)
-        return r(state, **base, lr=event.new_lr,
+        plan = state.lr_plan
+        if event.reason == "manual" and event.old_lr > 0:
+            plan = scale_plan_from(plan, pos, event.new_lr / event.old_lr)
+        return r(state, **base, lr=event.new_lr, lr_plan=plan,
                  lr_changes=state.lr_changes + ((pos, event.new_lr, event.reason),),
                  log=_log(state, t, "info",
-                          f"LR {event.old_lr:.3g} -> {event.new_lr:.3g} ({event.reason})"))
+                          f"LR {fmt.lr(event.old_lr)} -> {fmt.lr(event.new_lr)} ({event.reason})"))
 
     if isinstance(event, ev.Paused):
         return r(state, **base, status="PAUSED", paused_since=t,
@@ -255,6 +260,21 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
                  log=_log(state, t, "error", event.error))
 
     return r(state, **base)
+
+
+def scale_plan_from(plan: tuple[tuple[float, float], ...], pos: float,
+                    factor: float) -> tuple[tuple[float, float], ...]:
+    """The planned LR after a manual change at epoch position `pos`: the engine multiplies the
+    scheduler's base LRs by `factor`, so from `pos` on every planned value is `factor` times
+    what it was. The plan gains a vertical step at `pos`; what lies before stays as planned."""
+    if not plan or pos > plan[-1][0]:
+        return plan
+    before = tuple(p for p in plan if p[0] < pos)
+    at = tuple(p for p in plan if p[0] == pos)
+    later = tuple((x, lr * factor) for x, lr in plan if x > pos)
+    # the LR in force at `pos`: the last planned point at or before it (an LR holds until the next)
+    current = (at or before)[-1][1] if (at or before) else plan[0][1]
+    return before + at[:-1] + ((pos, current), (pos, current * factor)) + later
 
 
 def _close_pause(state: RunState, t: float) -> dict:

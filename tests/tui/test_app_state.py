@@ -9,12 +9,12 @@ from tui_trainer.frontends.tui.widgets.dialogs import QuitScreen
 async def test_control_keys_available_while_running_and_dimmed_after():
     app = scene_app("running")
     async with app.run_test(size=(120, 36)):
-        assert app.check_action("toggle_pause", ()) is True
+        assert app.check_action("pause", ()) is True
         assert app.check_action("stop", ()) is True
         assert app.check_action("toggle_view", ()) is None  # no report yet: shown dimmed
     app = scene_app("early-stopped")
     async with app.run_test(size=(120, 36)):
-        assert app.check_action("toggle_pause", ()) is None
+        assert app.check_action("pause", ()) is None
         assert app.check_action("lr_up", ()) is None
         assert app.check_action("toggle_view", ()) is True
 
@@ -22,7 +22,7 @@ async def test_control_keys_available_while_running_and_dimmed_after():
 async def test_replay_without_control_hides_control_keys():
     app = scene_app("early-stopped", with_control=False)
     async with app.run_test(size=(120, 36)):
-        assert app.check_action("toggle_pause", ()) is False
+        assert app.check_action("pause", ()) is False
         assert app.check_action("stop", ()) is False
 
 

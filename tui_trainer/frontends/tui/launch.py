@@ -106,6 +106,7 @@ def run_tui(config, run_dir: Path, *, resume: bool = False) -> int:
 
 
 def _exit_code(app, store) -> int:
+    """What the terminal shows once the console has closed, and the process's exit code."""
     outcome = app.outcome
     state = store.snapshot()
     if isinstance(outcome, BaseException):
@@ -114,11 +115,24 @@ def _exit_code(app, store) -> int:
     if outcome is not None and getattr(outcome, "status", "") == "failed":
         print(f"tui-trainer: error: {outcome.error}", file=sys.stderr)
         return outcome.exit_code or 1
+    print_outcome(state)
     if app.quit_reason and state.status in ("INTERRUPTED", "STOPPING", "PREPARING", "RUNNING", "PAUSED"):
         if state.last_checkpoint and state.info is not None:
             print(f"tui-trainer: run saved; resume with: tui-trainer resume {state.info.run_dir}", file=sys.stderr)
         return EXIT_CODES.get(app.quit_reason, 130)
     return 0
+
+
+def print_outcome(state) -> None:
+    """The headless log's last line (status, epochs, time, best epoch) and the run directory:
+    the screen that showed them is gone once the console closes."""
+    from ..headless import finish_line
+
+    if state.end is None:
+        return
+    print(finish_line(state.end))
+    if state.info is not None and state.info.run_dir:
+        print(f"run directory {state.info.run_dir}")
 
 
 def build_trainer_app(trainer, num_epochs: int, scheduler=None, early_stopping=None):
@@ -156,13 +170,20 @@ def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None):
     return trainer.train_losses, trainer.train_accs, trainer.val_losses, trainer.val_accs
 
 
-def show_run(events_path: Path) -> int:
-    """Open a finished (or running) run's dashboard from its events.jsonl."""
-    from ...events import read_events
+def build_show_app(run_dir: Path):
+    """The console for `show`: a finished run's dashboard and report from its events.jsonl, or,
+    while another process still writes the run, a read-only view that follows it."""
     from ...state import replay
+    from ..follow import EventsFollower
     from .app import TrainerApp
     from .store import StateStore
 
-    app = TrainerApp(StateStore(replay(read_events(events_path))))
-    app.run()
+    follower = EventsFollower(run_dir)
+    store = StateStore(replay(follower.read_all()))
+    following = None if follower.ended else follower
+    return TrainerApp(store, follow=following)
+
+
+def show_run(run_dir: Path) -> int:
+    build_show_app(run_dir).run()
     return 0

@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from .... import fmt
 from ....state import RunState
 from .bars import frozen
 from .charts import HistoryChart
@@ -61,39 +62,50 @@ class MetricsPanel(Vertical):
             yield HistoryChart("loss", "loss", id="loss-chart")
             yield HistoryChart("acc", "accuracy %", id="acc-chart")
 
+    _state: RunState | None = None
+
     def show(self, state: RunState) -> None:
+        self._state = state
         sparks = self.query_one("#sparks", Static)
         width = max(10, sparks.size.width - LABEL_WIDTH)
         key = (state.step_losses, width)
         if key != self._key:
             self._key = key
-            sparks.update(frozen(self.sparks_text(state, width)), layout=False)
+            sparks.update(frozen(self.sparks_text(state, width, sparks.size.width)), layout=False)
         for chart in self.query(HistoryChart):
             chart.show(state)
 
     def on_resize(self, event) -> None:
+        # the sparklines' width is known only after layout: draw them again at the new size
         self._key = None
+        if self._state is not None:
+            self.show(self._state)
 
     @staticmethod
-    def sparks_text(state: RunState, width: int) -> Text:
+    def sparks_text(state: RunState, width: int, panel_width: int = 200) -> Text:
         losses, accs = state.step_losses, state.step_accs
         text = Text(no_wrap=True, overflow="crop")
-        text.append_text(_label("step loss", losses[-1] if losses else None, "{:.4f}"))
+        text.append_text(_label("step loss", fmt.metric(losses[-1]) if losses else "--"))
         text.append_text(sparkline(losses, width, LOSS_STYLES))
         text.append("\n")
-        text.append_text(_label("step acc", accs[-1] if accs else None, "{:.2f}%"))
+        text.append_text(_label("step acc", f"{accs[-1]:.2f}%" if accs else "--"))
         text.append_text(sparkline(accs, width, ACC_STYLES))
         text.append("\n")
-        text.append_text(_LEGEND)
+        text.append_text(next((legend for legend in _LEGENDS if legend.cell_len <= panel_width), _LEGENDS[-1]))
         return text
 
 
-_LEGEND = Text.assemble(("per epoch: ", "grey70"), ("━ train", "cyan"), "  ", ("━ validation", "orange1"), "  ",
-                        ("● best epoch", "green"))
+# the longest that fits the panel: a legend cut to "● best" would leave the marker unexplained
+_LEGENDS = [
+    Text.assemble(("per epoch: ", "grey70"), ("━ train", "cyan"), "  ", ("━ validation", "orange1"), "  ",
+                  ("● best epoch", "green")),
+    Text.assemble(("━ train", "cyan"), "  ", ("━ validation", "orange1"), "  ", ("● best epoch", "green")),
+    Text.assemble(("━ train", "cyan"), " ", ("━ val", "orange1"), " ", ("● best", "green")),
+]
 
 
-def _label(name: str, value: float | None, pattern: str) -> Text:
+def _label(name: str, value: str) -> Text:
     text = Text(f"{name} ", style="grey70")
-    text.append("--" if value is None else pattern.format(value), style="bold")
+    text.append(value, style="bold")
     text.pad_right(LABEL_WIDTH - len(text.plain))
     return text
