@@ -222,8 +222,7 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
                           f"LR {fmt.lr(event.old_lr)} -> {fmt.lr(event.new_lr)} ({event.reason})"))
 
     if isinstance(event, ev.Paused):
-        return r(state, **base, status="PAUSED", paused_since=t,
-                 log=_log(state, t, "info", f"paused at epoch {event.epoch}, step {event.step}"))
+        return r(state, **base, status="PAUSED", paused_since=t, log=_log(state, t, "info", paused_text(event)))
 
     if isinstance(event, ev.Resumed):
         paused_total = state.paused_total + (t - state.paused_since if state.paused_since is not None else 0.0)
@@ -275,6 +274,13 @@ def scale_plan_from(plan: tuple[tuple[float, float], ...], pos: float,
     # the LR in force at `pos`: the last planned point at or before it (an LR holds until the next)
     current = (at or before)[-1][1] if (at or before) else plan[0][1]
     return before + at[:-1] + ((pos, current), (pos, current * factor)) + later
+
+
+def paused_text(event: ev.Paused) -> str:
+    """Where the run paused; step 0 is the boundary before the epoch starts."""
+    if event.step == 0:
+        return f"paused before epoch {event.epoch}"
+    return f"paused at epoch {event.epoch}, step {event.step}"
 
 
 def _close_pause(state: RunState, t: float) -> dict:

@@ -38,7 +38,7 @@ async def test_help_lists_the_keys_and_what_they_do_now():
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        shown = region_text(app, app.screen.query_one("Vertical"))
+        shown = region_text(app, app.screen.query_one("#help-box"))
         assert shown.count("\n") >= 10  # not an empty frame
         for text in ("pause at the next step boundary", "stop early", "save a resumable last.pth",
                      "double / halve the learning rate", "ctrl+z", "quit"):
@@ -52,13 +52,13 @@ async def test_help_while_paused_and_in_a_replay_says_what_applies():
     async with app.run_test(size=MEDIUM) as pilot:
         await pilot.press("question_mark")
         await pilot.pause()
-        shown = region_text(app, app.screen.query_one("Vertical"))
+        shown = region_text(app, app.screen.query_one("#help-box"))
         assert "resume training" in shown and "save a resumable last.pth now" in shown
     app = scene_app("early-stopped", with_control=False)
     async with app.run_test(size=SMALL) as pilot:
         await pilot.press("d", "question_mark")
         await pilot.pause()
-        shown = region_text(app, app.screen.query_one("Vertical"))
+        shown = region_text(app, app.screen.query_one("#help-box"))
         assert "viewing a recorded run" in shown
         assert "switch between the dashboard and the final report" in shown
 

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from .. import events as ev
 from .. import fmt
-from ..state import RunState, reduce
+from ..state import RunState, paused_text, reduce
 
 EPOCH_HEADER = (f"{'epoch':>9}  {'train_loss':>10}  {'train_acc':>9}  {'val_loss':>9}  {'val_acc':>8}  "
                 f"{'lr':>9}  {'time':>7}  {'samples/s':>9}")
@@ -109,7 +109,7 @@ class HeadlessPrinter:
         self._print(f"learning rate {fmt.lr(e.old_lr)} -> {fmt.lr(e.new_lr)} ({e.reason}, epoch {e.epoch})")
 
     def _on_Paused(self, e: ev.Paused) -> None:
-        self._print(f"paused at epoch {e.epoch}, step {e.step}")
+        self._print(paused_text(e))
 
     def _on_Resumed(self, e: ev.Resumed) -> None:
         self._print(f"resumed after {fmt.duration(e.paused_for)}")

@@ -54,7 +54,8 @@ class TrainerApp(App[int]):
         Binding("c", "checkpoint", "Save", id="checkpoint", tooltip="Save a resumable last.pth now"),
         Binding("plus", "lr_up", "LR×2", key_display="+", id="lr-up", tooltip="Double the learning rate"),
         Binding("minus", "lr_down", "LR÷2", key_display="-", id="lr-down", tooltip="Halve the learning rate"),
-        Binding("d", "toggle_view", "Report", id="view", tooltip="Switch between dashboard and report"),
+        Binding("d", "toggle_view", "Report", id="view", tooltip="Show the final report"),
+        Binding("d", "show_dashboard", "Dashboard", id="dashboard", tooltip="Back to the dashboard"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit_app", "Quit", id="quit", tooltip="Quit (asks first while training)"),
         Binding("ctrl+c", "quit_app", "Quit", show=False, priority=True),
@@ -221,8 +222,14 @@ class TrainerApp(App[int]):
                 return False  # the other one of the two is in the footer
             state = self.store.snapshot()
             return True if state.status in ("RUNNING", "PAUSED") else None
+        # d is Report on the dashboard and Dashboard on the report: the footer names where it goes
+        on_report = self.query_one(ContentSwitcher).current == "report"
         if action == "toggle_view":
+            if on_report:
+                return False
             return True if self.store.snapshot().report is not None else None
+        if action == "show_dashboard":
+            return on_report
         return True
 
     # ----- keys -----
@@ -297,6 +304,11 @@ class TrainerApp(App[int]):
     def action_toggle_view(self) -> None:
         switcher = self.query_one(ContentSwitcher)
         switcher.current = "report" if switcher.current == "dashboard" else "dashboard"
+        self.refresh_bindings()
+
+    def action_show_dashboard(self) -> None:
+        self.query_one(ContentSwitcher).current = "dashboard"
+        self.refresh_bindings()
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -49,6 +49,9 @@ def row_ticks(lo: float, hi: float, rows: int, label, most: int = 6) -> tuple[li
     if rows < 2 or hi <= lo:
         return [lo], [label(lo)]
     every = max(1, math.ceil((rows - 1) / (most - 1)))
+    # evenly spaced when a spacing up to twice the smallest divides the rows; else the top gap
+    # is the odd one
+    every = next((e for e in range(every, 2 * every + 1) if (rows - 1) % e == 0 and e < rows - 1), every)
     picked = [r for r in range(0, rows - 1, every) if rows - 1 - r >= every] + [rows - 1]
     ticks = [lo + (hi - lo) * r / (rows - 1) for r in picked]
     return ticks, [label(t) for t in ticks]
@@ -187,5 +190,6 @@ class HistoryChart(CachedPlot):
         if self.metric == "acc":
             lo, hi = max(0.0, lo), min(100.0, hi)
         elif min(finite) >= 0:
-            lo = max(0.0, lo)
+            # a loss near zero: start the axis at 0 rather than at a label like 5.23e-3
+            lo = 0.0 if lo < 0.1 * hi else lo
         return lo, hi

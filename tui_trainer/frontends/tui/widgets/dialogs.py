@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -47,10 +47,10 @@ def key_help(state: RunState, *, can_control: bool, pause_requested: bool) -> li
     now = "now" if paused else "at the next step boundary"
     if live:
         rows += [
-            KeyHelp("s", "stop early: finish the step, save, restore the best weights, evaluate, show the report"),
+            KeyHelp("s", "stop early: save, restore the best weights, evaluate, show the report"),
             KeyHelp("c", f"save a resumable last.pth {now}"),
-            KeyHelp("+ / -", f"double / halve the learning rate {now} (now {fmt.lr(state.lr)}; logged, kept "
-                             "in checkpoints, the planned schedule follows)"),
+            KeyHelp("+ / -", f"double / halve the learning rate {now} (it is {fmt.lr(state.lr)}; the plan "
+                             "drawn follows)"),
         ]
     else:
         rows += [KeyHelp("s", f"stop early — {why}", False), KeyHelp("c", f"save a checkpoint — {why}", False),
@@ -59,7 +59,7 @@ def key_help(state: RunState, *, can_control: bool, pause_requested: bool) -> li
         rows.append(KeyHelp("d", "switch between the dashboard and the final report"))
     else:
         rows.append(KeyHelp("d", "the final report, once the run has ended", False))
-    rows.append(KeyHelp("tab, ↑ ↓", "scroll the events panel (or the mouse wheel over it)"))
+    rows.append(KeyHelp("tab, ↑ ↓", "scroll the events panel (or the mouse wheel over it), to read older lines"))
     rows.append(KeyHelp("ctrl+z", "suspend to the shell" + (" (training pauses first); fg brings it back" if live
                                                             else "; fg brings it back")))
     rows.append(KeyHelp("?", "this help"))
@@ -84,8 +84,8 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q,enter", "dismiss", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: 90%; max-width: 100; height: auto; max-height: 100%;
-                            border: round $primary; padding: 0 1; background: $surface; }
+    HelpScreen > VerticalScroll { width: 90%; max-width: 100; height: auto; max-height: 100%;
+                            border: round $primary; padding: 1 2; background: $surface; }
     HelpScreen Static { width: 100%; height: auto; }
     """
 
@@ -94,11 +94,10 @@ class HelpScreen(ModalScreen[None]):
         self.rows = rows
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help-box"):
-            yield Static(Text("Keys", style="bold"), id="help-title")
+        with VerticalScroll(id="help-box"):
             yield Static(help_table(self.rows), id="help-keys")
-            yield Static(Text("grey = not available now · resume a saved run later with: tui-trainer resume "
-                              "RUN_DIR · esc closes", style="grey50"), id="help-note")
+            yield Static(Text("\ngrey: not available now · a saved run continues with tui-trainer resume RUN_DIR · "
+                              "esc closes this", style="grey50"), id="help-note")
 
     def on_mount(self) -> None:
         self.query_one("#help-box").border_title = "Help"

@@ -127,9 +127,9 @@ class LrPanel(Vertical):
             text.append(f"  {state.info.scheduler}", style="grey62")
             if not state.lr_plan:
                 text.append("  (follows val_loss)", style="grey50")
-        if not legend:
+        if not legend or state.info is None:
             return text
-        key = Text.assemble(("━ plan", "grey58"), (" ━ actual", "cyan"), (" │ now", "yellow"))
+        key = Text.assemble(("━ plan ", "grey58") if state.lr_plan else "", ("━ actual", "cyan"), (" │ now", "yellow"))
         if state.lr_changes:
             key.append(" × changed", style="red")
         text.append("\n" if text.cell_len + 2 + key.cell_len > width else "  ")

@@ -21,18 +21,23 @@ BLOCKS = " ▁▂▃▄▅▆▇█"
 LABEL_WIDTH = 22
 
 
-def sparkline(values: Sequence[float], width: int, styles: tuple[str, str, str]) -> Text:
+def sparkline(values: Sequence[float], width: int, styles: tuple[str, str, str], min_span: float = 0.0) -> Text:
     """The last `width` values as block characters scaled between their min and max; the
-    lowest third, middle third and top third of the range in styles[0], [1], [2]."""
+    lowest third, middle third and top third of the range in styles[0], [1], [2].
+
+    The range is at least `min_span` wide, reaching down from the max: an accuracy steady at
+    100% is a full green bar, not noise blown up to the whole height (or, all values equal,
+    a red line along the bottom)."""
     values = list(values)[-width:]
     text = Text(no_wrap=True)
     if not values:
         return text
     lo, hi = min(values), max(values)
+    lo = min(lo, hi - min_span)
     span = (hi - lo) or 1.0
     run, run_style = [], None
     for v in values:  # one span per run of equal style: fewer segments to draw
-        level = (v - lo) / span
+        level = (v - lo) / span if hi > lo else 0.5
         style = styles[min(2, int(level * 3))]
         if style != run_style and run:
             text.append("".join(run), style=run_style)
@@ -41,6 +46,9 @@ def sparkline(values: Sequence[float], width: int, styles: tuple[str, str, str])
         run.append(BLOCKS[1 + int(round(level * 7))])
     text.append("".join(run), style=run_style)
     return text
+
+
+ACC_MIN_SPAN = 5.0  # percentage points
 
 
 LOSS_STYLES = ("green", "yellow", "red")  # low loss is good
@@ -89,7 +97,7 @@ class MetricsPanel(Vertical):
         text.append_text(sparkline(losses, width, LOSS_STYLES))
         text.append("\n")
         text.append_text(_label("step acc", f"{accs[-1]:.2f}%" if accs else "--"))
-        text.append_text(sparkline(accs, width, ACC_STYLES))
+        text.append_text(sparkline(accs, width, ACC_STYLES, ACC_MIN_SPAN))
         text.append("\n")
         text.append_text(next((legend for legend in _LEGENDS if legend.cell_len <= panel_width), _LEGENDS[-1]))
         return text

@@ -25,7 +25,8 @@ END_WORDS = {"FINISHED": "finished", "EARLY STOPPED": "stopped early", "STOPPED"
 # (tests/tui/test_report_colours.py computes it). A brighter background means a larger share
 # of the true class: green on the diagonal, red off it; zeros stay plain text.
 DIAGONAL_HEAT = ("#ffffff on #1b5e20", "#000000 on #00af00", "#000000 on #00d700", "#000000 on #5fff5f")
-CONFUSION_HEAT = ("#ffffff on #5f0000", "#ffffff on #870000", "#ffffff on #af0000", "#ffffff on #d70000")
+CONFUSION_HEAT = ("#ffffff on #3a3a3a", "#ffffff on #5f0000", "#ffffff on #870000", "#ffffff on #af0000")
+CONFUSION_STEPS = (0.05, 0.10, 0.20)  # shares of the true class where the red deepens
 ZERO_STYLE = "grey62"
 
 
@@ -36,7 +37,7 @@ def _shade(value: int, row_total: int, diagonal: bool) -> str:
     share = value / row_total if row_total else 0.0
     if diagonal:
         return "bold " + DIAGONAL_HEAT[min(3, int(share * 4))]
-    return "bold " + CONFUSION_HEAT[min(3, int(share * 8))]
+    return "bold " + CONFUSION_HEAT[sum(share >= step for step in CONFUSION_STEPS)]
 
 
 def confusion_table(report: ev.EvaluationReport, name_width: int = 6) -> Table:

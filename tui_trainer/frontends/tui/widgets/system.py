@@ -66,8 +66,8 @@ class SystemPanel(StatePanel, Static):
             if g.power_draw is not None:
                 limit = f"/{g.power_limit:.0f}" if g.power_limit else ""
                 text.append(f" {g.power_draw:.0f}{limit}W", style="grey70")
-            # " util " bar "100%" " mem " bar " 36.8/40G": 23 cells besides the two bars
-            half = max(2, min(9, (width - 23) // 2))
+            # " util " bar " 100%" " mem " bar " 36.8/40G": 25 cells besides the two bars
+            half = max(2, min(9, (width - 25) // 2))
             text.append("\n util ", style="grey70")
             if g.utilization is not None:
                 text.append_text(bar(g.utilization / 100, half, "green"))
