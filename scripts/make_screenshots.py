@@ -70,7 +70,7 @@ async def record_digits(run_dir: Path) -> str:
         await wait_for(lambda: epochs() >= 12 and store.snapshot().step > 0, "epoch 13")
         await pilot.press("p")
         await wait_for(lambda: store.snapshot().status == "PAUSED", "the pause")
-        pressed.append(f"p in epoch {store.snapshot().epoch}")
+        pressed.append(f"p after epoch 12 ({store.snapshot().log[-1].text})")
         await pilot.pause(3.0)
         await pilot.press("p")
         pressed.append("p again 3 s later")
@@ -108,6 +108,9 @@ def note(recording: Path, how: str) -> None:
     lines = [line for line in lines if not line.startswith(f"- `{recording.name}`")]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip() or "unknown"
+    if subprocess.run(["git", "status", "--porcelain", "--", "tui_trainer"], cwd=ROOT, capture_output=True,
+                      text=True).stdout.strip():
+        commit += " with uncommitted changes to tui_trainer/"
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))

@@ -235,7 +235,7 @@ class TrainerApp(App[int]):
     # ----- keys -----
     def _show_request(self, text: str) -> None:
         self.requested = text
-        self.query_one(StatusHeader).show(self.store.snapshot(), self.requested)
+        self.query_one(StatusHeader).show(self.store.snapshot(), self.requested, self.source_note)
 
     def action_pause(self) -> None:
         self.control.pause()

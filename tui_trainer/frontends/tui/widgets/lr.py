@@ -23,11 +23,12 @@ class LrChart(CachedPlot):
 
     def show(self, state: RunState) -> None:
         pos = _position(state)
-        # The "now" marker moves every step; redraw for it only when it moves by a column, and
-        # then at most every CRAWL_INTERVAL. A new plan, an LR change or an epoch redraws at once.
+        # The "now" marker and the "actual" line advance with the run: redraw for them at most
+        # every CRAWL_INTERVAL (the LR label above shows the LR now). A new plan or an LR change
+        # redraws at once.
         column = int(pos / max(1, state.num_epochs) * max(1, self.size.width))
-        data_key = (len(state.epoch_lrs), self.size.width, self.size.height)
-        if not self.due(state, data_key, (column,), (state.lr_plan, state.lr_changes)):
+        data_key = (self.size.width, self.size.height)
+        if not self.due(state, data_key, (column, len(state.epoch_lrs)), (state.lr_plan, state.lr_changes)):
             return
         plt = self.plt
         plt.clear_figure()
