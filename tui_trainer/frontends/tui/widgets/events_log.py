@@ -3,62 +3,91 @@ each stamped with the run time at which it happened.
 
 Every message is shown whole (long ones wrap under their own text) and the panel scrolls:
 the mouse wheel over it, or tab to focus it and the arrow keys. It follows the newest line
-unless you scrolled up to read an older one."""
+unless you scrolled up to read an older one.
+
+A RichLog: a new line is rendered once, when it arrives, and appended; redrawing the whole log
+(a layout pass of the screen) for every line would cost the training time on short epochs. A
+new width wraps every line again.
+"""
 
 from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.widgets import RichLog
 
 from .... import fmt
-from ....state import RunState
+from ....state import LogLine, RunState
 
 LEVEL_STYLES = {"info": "grey70", "good": "green", "warning": "yellow", "error": "bold red"}
 LEVEL_MARKS = {"info": "·", "good": "★", "warning": "!", "error": "✗"}
+STAMP_WIDTH = 6  # 58.5s, 1m04s, 2h03m, 1d04h
 
 
-class EventsPanel(VerticalScroll):
+class EventsPanel(RichLog):
     DEFAULT_CSS = """
-    EventsPanel { height: 1fr; scrollbar-size-vertical: 1; }
-    EventsPanel > #events-text { width: 100%; height: auto; }
+    EventsPanel { height: 1fr; scrollbar-size-vertical: 1; background: transparent; }
     """
 
-    _key: tuple | None = None
-
-    def compose(self) -> ComposeResult:
-        yield Static(Text("no events yet", style="grey50"), id="events-text")
+    def __init__(self, **kwargs) -> None:
+        super().__init__(wrap=True, min_width=1, auto_scroll=False, **kwargs)
+        self._written: LogLine | None = None  # the newest line on the panel
+        self._width = 0
+        self._state: RunState | None = None
+        self._empty = True
 
     def show(self, state: RunState) -> None:
-        key = (len(state.log), state.log[-1] if state.log else None)
-        if key == self._key:
+        self._state = state
+        width = self.scrollable_content_region.width
+        if not width:
+            return  # hidden (behind the report) or not laid out yet: drawn once it has a size
+        if width != self._width:
+            self._rewrite(state, width)
             return
-        self._key = key
-        self._following = self.scroll_y >= self.max_scroll_y  # at the newest line: stay there
-        self.query_one("#events-text", Static).update(self.log_table(state))
-        if self._following:
-            self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+        log = state.log
+        if not log or log[-1] is self._written:
+            return
+        start = next((i + 1 for i in range(len(log) - 1, -1, -1) if log[i] is self._written), None)
+        if start is None:  # not on the panel any more (the log keeps its last lines): start over
+            self._rewrite(state, width)
+            return
+        self._append(log[start:], state.first_t, width)
 
-    _following = True
+    def _rewrite(self, state: RunState, width: int) -> None:
+        self._width = width
+        self.clear()
+        self._written = None
+        self._empty = True
+        if not state.log:
+            self.write(Text("no events yet", style="grey50"), width=width)
+            return
+        self._append(state.log, state.first_t, width)
+        self.scroll_end(animate=False, immediate=True)
+
+    def _append(self, lines, origin: float | None, width: int) -> None:
+        if self._empty:
+            self.clear()
+            self._empty = False
+        following = self.scroll_y >= self.max_scroll_y
+        for line in lines:
+            self.write(line_table(line, origin), width=width, scroll_end=False)
+        self._written = lines[-1]
+        if following:
+            self.scroll_end(animate=False, immediate=True)
 
     def on_resize(self, event) -> None:
-        # shown again after the report, or resized: keep the newest line in view
-        if self._following:
-            self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+        super().on_resize(event)
+        if self._state is not None:
+            self.show(self._state)
 
-    @staticmethod
-    def log_table(state: RunState) -> Table | Text:
-        if not state.log:
-            return Text("no events yet", style="grey50")
-        table = Table.grid(padding=(0, 1))
-        table.add_column(justify="right", no_wrap=True, style="grey50")
-        table.add_column(no_wrap=True)
-        table.add_column(ratio=1, overflow="fold")
-        origin = state.first_t
-        for line in state.log:
-            style = LEVEL_STYLES.get(line.level, "")
-            stamp = fmt.duration(line.t - origin) if origin is not None else ""
-            table.add_row(stamp, Text(LEVEL_MARKS.get(line.level, "·"), style=style), Text(line.text, style=style))
-        return table
+
+def line_table(line: LogLine, origin: float | None) -> Table:
+    """One event: its time, a mark for its level, the message wrapped under itself."""
+    style = LEVEL_STYLES.get(line.level, "")
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column(width=STAMP_WIDTH, justify="right", no_wrap=True, style="grey50")
+    table.add_column(width=1, no_wrap=True)
+    table.add_column(ratio=1, overflow="fold")
+    stamp = fmt.duration(line.t - origin) if origin is not None else ""
+    table.add_row(stamp, Text(LEVEL_MARKS.get(line.level, "·"), style=style), Text(line.text, style=style))
+    return table
