@@ -141,7 +141,7 @@ async def test_an_epoch_end_redraws_the_charts_at_once():
         await pilot.pause()
         assert "4" not in region_text(app, app.query_one("#loss-chart")).splitlines()[-1]
         end = next(e for e in reversed(events) if isinstance(e, ev.EpochEnd))
-        t = end.t + 0.6  # a short epoch: well under a second after the last redraw
+        t = end.t + 1.1  # a short epoch, ended a second after the last redraw
         app.store.emit(ev.EpochStarted(t=t - 0.5, epoch=4, num_epochs=10, steps=STEPS))
         app.store.emit(dataclasses.replace(end, t=t, epoch=4, is_best=False))
         app.refresh_view()
