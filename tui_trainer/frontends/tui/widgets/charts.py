@@ -80,7 +80,6 @@ class CachedPlot(StatePanel, PlotextPlot):
     _cache = None
     _drawn_t: float | None = None
     _data_key: tuple | None = None
-    _catch_up = None
     # Seconds of run time between redraws while the run is live. New data (an epoch's end)
     # redraws at once unless the last redraw is more recent than MIN_INTERVAL: epochs shorter
     # than that (digits: 0.3 s) are drawn once a second, as a redraw costs ~15 ms of the UI
@@ -91,9 +90,8 @@ class CachedPlot(StatePanel, PlotextPlot):
 
     def due(self, state: RunState, data_key: tuple, crawl_key: tuple = (), urgent_key: tuple = ()) -> bool:
         """Like `remember`, with the throttle above (measured on the events' clock, so replays
-        stay deterministic). A redraw held back happens when its interval is over, even if no
-        new event arrives by then. A change of `urgent_key` (rare: a key the user pressed)
-        redraws at once."""
+        stay deterministic). A change of `urgent_key` (rare: a key the user pressed) redraws at
+        once."""
         self._state = state
         key = (data_key, crawl_key, urgent_key)
         if key == self._key:
@@ -102,18 +100,10 @@ class CachedPlot(StatePanel, PlotextPlot):
         urgent = self._key is not None and urgent_key != self._key[2]
         if (not urgent and state.active and self._drawn_t is not None and state.last_t is not None
                 and self._key is not None and state.last_t - self._drawn_t < interval):
-            if self._catch_up is None:
-                self._catch_up = self.set_timer(interval - (state.last_t - self._drawn_t), self._redraw_held_back)
-            return False
+            return False  # a later poll draws it: a live run's state changes every poll
         self._key, self._data_key = key, data_key
         self._drawn_t = state.last_t
         return True
-
-    def _redraw_held_back(self) -> None:
-        self._catch_up = None
-        self._drawn_t = None
-        if self._state is not None:
-            self.show(self._state)  # type: ignore[attr-defined]
 
     def replot(self) -> None:
         """Call after drawing new data through `plt`."""
