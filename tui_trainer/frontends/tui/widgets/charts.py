@@ -165,7 +165,10 @@ class HistoryChart(CachedPlot):
             else:
                 plt.ylim(0, 1)
                 plt.yticks([], [])
-            epoch_ticks(plt, 1, max(2, state.num_epochs), self.size.width)
+            if state.num_epochs:
+                epoch_ticks(plt, 1, max(2, state.num_epochs), self.size.width)
+            else:  # before the run has started: no epochs to label yet
+                plt.xticks([], [])
         self.replot()
 
     @property

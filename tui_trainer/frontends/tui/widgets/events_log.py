@@ -26,7 +26,7 @@ STAMP_WIDTH = 6  # 58.5s, 1m04s, 2h03m, 1d04h
 
 class EventsPanel(RichLog):
     DEFAULT_CSS = """
-    EventsPanel { height: 1fr; scrollbar-size-vertical: 1; background: transparent; }
+    EventsPanel { height: 1fr; overflow-y: scroll; overflow-x: hidden; scrollbar-size-vertical: 1; background: transparent; }
     """
 
     def __init__(self, **kwargs) -> None:

@@ -54,7 +54,8 @@ class LrChart(CachedPlot):
             shown.append(state.lr)
         lo, hi = lr_range(shown)
         plt.ylim(lo, hi)
-        plt.yticks(*row_ticks(lo, hi, self.size.height - 2, lambda v: "0" if v == 0 else fmt.lr(v), most=3))
+        rows = self.size.height - 2  # less the x axis and its labels
+        plt.yticks(*row_ticks(lo, hi, rows, lambda v: "0" if v == 0 else fmt.lr(v), most=min(5, max(3, rows // 4))))
         if state.info is not None:
             plt.vertical_line(pos, color=(255, 200, 0))
             epoch_ticks(plt, 0, max(1, state.num_epochs), self.size.width)
