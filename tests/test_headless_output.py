@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from tui_trainer import events as ev
+from tui_trainer import fmt
 from tui_trainer.cli import main
 from tui_trainer.frontends.headless import EPOCH_HEADER, HeadlessPrinter
 
@@ -93,7 +94,7 @@ def test_default_run_log_is_clean_and_complete(default_digits_run):
     # the epoch lines show what the events recorded
     ends = [e for e in ev.read_events(run_dir / "events.jsonl") if isinstance(e, ev.EpochEnd)]
     for event, row in zip(ends, epoch_lines(out)):
-        assert f"{event.val_acc:.2f}%" in row and f"{event.train_loss:.4f}" in row
+        assert f"{event.val_acc:.2f}%" in row and fmt.metric(event.train_loss, 10) in row
         assert row.endswith("* best") == event.is_best
 
 
