@@ -59,7 +59,7 @@ async def test_help_while_paused_and_in_a_replay_says_what_applies():
         await pilot.press("d", "question_mark")
         await pilot.pause()
         shown = region_text(app, app.screen.query_one("#help-box"))
-        assert "viewing a recorded run" in shown
+        assert "a read-only view of the run's events" in shown
         assert "switch between the dashboard and the final report" in shown
 
 

@@ -149,16 +149,24 @@ class TrainerApp(App[int]):
         self.refresh_view()
 
     def _read_followed(self) -> None:
+        was_live = self.follow.live
         for event in self.follow.read():
             self.store.emit(event)
-        self.refresh_view()
+        # the writer dying adds no event: its going is news to the header all the same
+        self.refresh_view(force=self.follow.live != was_live)
 
     @property
     def source_note(self) -> str:
-        """How `show` got the run: nothing for a run this console drives or one that ended."""
-        if self.follow is None or not self.store.snapshot().active:
+        """`show` of a run another process is writing: said beside its status."""
+        if self.follow is None or not self.store.snapshot().active or not self.follow.live:
             return ""
-        return "LIVE · read-only" if self.follow.live else "SNAPSHOT · writer gone, no end recorded"
+        return "LIVE · read-only"
+
+    @property
+    def stale(self) -> bool:
+        """`show` of a run whose writer is gone without recording an end: not running, whatever
+        its last event said."""
+        return self.follow is not None and not self.follow.live and self.store.snapshot().active
 
     def refresh_view(self, force: bool = False) -> None:
         state = self.store.snapshot()
@@ -168,9 +176,10 @@ class TrainerApp(App[int]):
         if state.status != self._shown_status:
             self._status_changed(state)
         self._confirm_requests(state)
-        stale = self.follow is not None and not self.follow.live and state.active
+        stale = self.stale
+        badge = self.requested or ("NOT RUNNING · no end recorded" if stale else "")
         with self.batch_update():
-            self.query_one(StatusHeader).show(state, self.requested, self.source_note)
+            self.query_one(StatusHeader).show(state, badge, self.source_note)
             self.query_one(ProgressPanel).stale = stale
             self.query_one(ProgressPanel).show(state)
             self.query_one(MetricsPanel).show(state)

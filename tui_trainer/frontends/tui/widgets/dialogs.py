@@ -28,7 +28,7 @@ def key_help(state: RunState, *, can_control: bool, pause_requested: bool) -> li
     rows: list[KeyHelp] = []
     live = can_control and state.status in ("RUNNING", "PAUSED")
     if not can_control:
-        why = "viewing a recorded run: there is no training to control"
+        why = "a read-only view of the run's events: no training to control from here"
     elif state.status == "PREPARING":
         why = "not yet: the run is starting"
     elif state.status == "STOPPING":
