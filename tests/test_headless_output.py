@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from tui_trainer import events as ev
+from tui_trainer import fmt
 from tui_trainer.cli import main
 from tui_trainer.frontends.headless import EPOCH_HEADER, HeadlessPrinter
 
@@ -83,7 +84,7 @@ def test_default_run_log_is_clean_and_complete(default_digits_run):
     assert "device     cpu" in out
     assert "digits: 1,437 train / 360 validation, 10 classes" in out
     assert re.search(r"model      simplecnn, [\d,]+ parameters", out)
-    assert "AdamW lr 0.001 wd 0.01, scheduler cosine, batch 64" in out and "clip 1" in out
+    assert "AdamW lr 1.00e-03 wd 0.01, scheduler cosine, batch 64" in out and "clip 1" in out
     assert "early stop patience 10" in out
     assert "checkpoint: " in out and "checkpoint_epoch_10.pth" in out
     assert "confusion matrix (rows: true class, columns: predicted)" in out
@@ -93,7 +94,7 @@ def test_default_run_log_is_clean_and_complete(default_digits_run):
     # the epoch lines show what the events recorded
     ends = [e for e in ev.read_events(run_dir / "events.jsonl") if isinstance(e, ev.EpochEnd)]
     for event, row in zip(ends, epoch_lines(out)):
-        assert f"{event.val_acc:.2f}%" in row and f"{event.train_loss:.4f}" in row
+        assert f"{event.val_acc:.2f}%" in row and fmt.metric(event.train_loss, 10) in row
         assert row.endswith("* best") == event.is_best
 
 

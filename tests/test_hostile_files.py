@@ -212,10 +212,10 @@ async def test_the_console_shows_a_damaged_log_without_growing(tmp_path, finishe
     and memory that does not grow with what the file claims (an epoch of 1e9 once took 4 GB)."""
     import resource
 
-    from tui_trainer.frontends.tui.launch import show_app
+    from tui_trainer.frontends.tui.launch import build_show_app
 
     run_dir = _damaged_log(tmp_path, finished_run)
-    app = show_app(run_dir / "events.jsonl")
+    app = build_show_app(run_dir)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()

@@ -379,11 +379,14 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from . import runlog
 
-    path = Path(args.run_dir) / runlog.EVENTS_NAME
+    run_dir = Path(args.run_dir)
+    path = run_dir / runlog.EVENTS_NAME
     if not path.is_file():
         raise UserError(f"no {runlog.EVENTS_NAME} in {args.run_dir}")
     if not sys.stdout.isatty():
         from .event_io import read_event_log, skipped_notice
+        from .events import TERMINAL_EVENTS
+        from .frontends.follow import writer_alive
         from .frontends.headless import HeadlessPrinter
 
         try:
@@ -395,7 +398,15 @@ def cmd_show(args: argparse.Namespace) -> int:
             printer.emit(event)
         if skipped:
             printer.emit(skipped_notice(skipped, path, events[-1].t if events else 0.0))
+        if not any(type(e).__name__ in TERMINAL_EVENTS for e in events):
+            # The log stops where the file does: say why, rather than let it read as complete.
+            if writer_alive(run_dir):
+                print(f"(a snapshot of a live run: it is still training; `tui-trainer show {args.run_dir}` "
+                      "in a terminal follows it)")
+            else:
+                print("(no end recorded: the process writing this run is gone; "
+                      f"`tui-trainer resume {args.run_dir}` continues it from its last checkpoint)")
         return EXIT_OK
     from .frontends.tui.launch import show_run
 
-    return show_run(path)
+    return show_run(run_dir)

@@ -22,18 +22,23 @@ class UnsafeRunFileError(UserError):
 
 
 class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss; the run stops rather than learn from it."""
+    """Training produced a NaN or infinite loss; the run stops rather than learn from it.
 
-    def __init__(self, epoch: int, step: int, phase: str = "train") -> None:
+    clip_grad: the run's gradient clipping (0 = off, None = not known). The hint suggests
+    enabling --clip-grad only to a run that has it off, and never for a validation loss
+    (clipping changes no forward pass)."""
+
+    def __init__(self, epoch: int, step: int, phase: str = "train", clip_grad: float | None = None) -> None:
         self.epoch = epoch
         self.step = step
         self.phase = phase
         where = f"epoch {epoch}, step {step}" if phase == "train" else f"epoch {epoch} ({phase})"
         # --on-nan skip skips training batches only: it is no help for a non-finite validation
         # loss or non-finite weights, and with it on, a training loss never stops the run.
-        hint = ("use --on-nan skip to skip such batches, or lower --lr / enable --clip-grad" if phase == "train"
-                else "lower --lr or enable --clip-grad")
-        super().__init__(f"non-finite loss at {where}; stopping ({hint})")
+        fixes = "use --on-nan skip to skip such batches, or lower --lr" if phase == "train" else "lower --lr"
+        if phase == "train" and clip_grad == 0:
+            fixes += " or enable --clip-grad"
+        super().__init__(f"non-finite loss at {where}; stopping ({fixes})")
 
 
 class TrainingInterrupted(SystemExit):

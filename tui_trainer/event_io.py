@@ -155,10 +155,19 @@ def read_event_log(path) -> tuple[list[Event], int]:
             if not line:
                 continue
             try:
-                events.append(event_from_dict(json.loads(line.decode("utf-8"))))
-            except (ValueError, TypeError, RecursionError, OverflowError):
-                skipped += 1  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                events.append(parse_event_line(line))
+            except ValueError:
+                skipped += 1
     return events, skipped
+
+
+def parse_event_line(line: bytes) -> Event:
+    """One line of an events.jsonl as an event; ValueError for anything else (bad UTF-8, bad
+    JSON, nesting too deep, an unknown event, a field of the wrong type or out of range)."""
+    try:
+        return event_from_dict(json.loads(line.decode("utf-8")))
+    except (TypeError, RecursionError, OverflowError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError(f"not an event ({type(exc).__name__})") from None
 
 
 def skipped_notice(skipped: int, path, t: float) -> Event:

@@ -78,6 +78,7 @@ class RunState:
     system: ev.SystemSample | None = None
     last_checkpoint: str = ""
     checkpoints_saved: int = 0
+    last_manual_save: ev.CheckpointSaved | None = None  # the newest save asked for with `c`
     # pauses (seconds of wall time excluded from elapsed and ETA)
     paused_since: float | None = None
     paused_total: float = 0.0
@@ -210,19 +211,22 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
         # them would drown the rest.
         if event.kind not in ("last", "best"):
             log = _log(state, t, "info", f"saved {event.kind} checkpoint {os.path.basename(event.path)} ({where})")
-        return r(state, **base, last_checkpoint=event.path,
+        manual = event if event.kind == "manual" else state.last_manual_save
+        return r(state, **base, last_checkpoint=event.path, last_manual_save=manual,
                  checkpoints_saved=state.checkpoints_saved + 1, log=log)
 
     if isinstance(event, ev.LrChanged):
         pos = _epoch_position(state, event.epoch, event.step)
-        return r(state, **base, lr=event.new_lr,
+        plan = state.lr_plan
+        if event.reason == "manual" and event.old_lr > 0:
+            plan = scale_plan_from(plan, pos, event.new_lr / event.old_lr)
+        return r(state, **base, lr=event.new_lr, lr_plan=plan,
                  lr_changes=state.lr_changes + ((pos, event.new_lr, event.reason),),
                  log=_log(state, t, "info",
-                          f"LR {event.old_lr:.3g} -> {event.new_lr:.3g} ({event.reason})"))
+                          f"LR {fmt.lr(event.old_lr)} -> {fmt.lr(event.new_lr)} ({event.reason})"))
 
     if isinstance(event, ev.Paused):
-        return r(state, **base, status="PAUSED", paused_since=t,
-                 log=_log(state, t, "info", f"paused at epoch {event.epoch}, step {event.step}"))
+        return r(state, **base, status="PAUSED", paused_since=t, log=_log(state, t, "info", paused_text(event)))
 
     if isinstance(event, ev.Resumed):
         paused_total = state.paused_total + (t - state.paused_since if state.paused_since is not None else 0.0)
@@ -279,6 +283,28 @@ def _history(state: RunState, event: ev.RunStarted) -> dict:
                 epoch_lrs=event.history_lr, best_epoch=event.best_epoch, best_val_acc=event.best_val_acc,
                 lr_changes=event.lr_changes, early_stop=early_stop, restored_epochs=n,
                 train_time_total=0.0, val_time_total=0.0)
+
+
+def scale_plan_from(plan: tuple[tuple[float, float], ...], pos: float,
+                    factor: float) -> tuple[tuple[float, float], ...]:
+    """The planned LR after a manual change at epoch position `pos`: the engine multiplies the
+    scheduler's base LRs by `factor`, so from `pos` on every planned value is `factor` times
+    what it was. The plan gains a vertical step at `pos`; what lies before stays as planned."""
+    if not plan or pos > plan[-1][0]:
+        return plan
+    before = tuple(p for p in plan if p[0] < pos)
+    at = tuple(p for p in plan if p[0] == pos)
+    later = tuple((x, lr * factor) for x, lr in plan if x > pos)
+    # the LR in force at `pos`: the last planned point at or before it (an LR holds until the next)
+    current = (at or before)[-1][1] if (at or before) else plan[0][1]
+    return before + at[:-1] + ((pos, current), (pos, current * factor)) + later
+
+
+def paused_text(event: ev.Paused) -> str:
+    """Where the run paused; step 0 is the boundary before the epoch starts."""
+    if event.step == 0:
+        return f"paused before epoch {event.epoch}"
+    return f"paused at epoch {event.epoch}, step {event.step}"
 
 
 def _close_pause(state: RunState, t: float) -> dict:

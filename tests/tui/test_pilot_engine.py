@@ -16,6 +16,8 @@ from tui_trainer.frontends.tui.launch import build_app, build_trainer_app
 from tui_trainer.frontends.tui.widgets.dialogs import QuitScreen
 from tui_trainer.runner import execute
 
+from .screen import region_text
+
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -82,7 +84,7 @@ async def test_stop_early_shows_the_report_and_saves(tmp_path):
         state = store.snapshot()
         assert state.report is not None and state.report.class_names
         assert app.query_one("ContentSwitcher").current == "report"
-        assert app.check_action("toggle_pause", ()) is None  # nothing left to pause
+        assert app.check_action("pause", ()) is None  # nothing left to pause
         await pilot.press("q")  # no question once the run is over
     assert app.outcome.status == "stopped"
     for name in ("best_model.pth", "last.pth", "report.json", "events.jsonl"):
@@ -175,7 +177,7 @@ async def test_a_failing_run_shows_the_error_and_exits_non_zero(tmp_path, capsys
         await wait_until(pilot, lambda: store.snapshot().status == "FAILED", what="FAILED")
         await pilot.pause(0.2)
         assert "FAILED" in str(app.query_one("#header-status").render())
-        events_text = str(app.query_one("#events").render())
+        events_text = region_text(app, app.query_one("#events"))
         assert "non-finite loss at epoch" in events_text
         await pilot.press("q")
     assert _exit_code(app, store) == 1

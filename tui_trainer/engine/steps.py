@@ -83,7 +83,7 @@ class StepLoop:
                 for i, (value, bs) in enumerate(zip(values, pending_bs)):
                     if not math.isfinite(value):
                         pending_loss.clear(); pending_out.clear(); pending_y.clear(); pending_bs.clear()
-                        raise NonFiniteLossError(epoch, first_step + i)
+                        raise NonFiniteLossError(epoch, first_step + i, clip_grad=self.clip_grad)
                     window_loss += value * bs
                     window_count += bs
                     # Added one step at a time, so the epoch's float sum is the same however the

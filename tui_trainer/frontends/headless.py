@@ -12,7 +12,7 @@ from typing import Callable, TextIO
 from .. import events as ev
 from .. import fmt
 from ..event_io import printable_event
-from ..state import RunState, reduce
+from ..state import RunState, paused_text, reduce
 
 EPOCH_HEADER = (f"{'epoch':>9}  {'train_loss':>10}  {'train_acc':>9}  {'val_loss':>9}  {'val_acc':>8}  "
                 f"{'lr':>9}  {'time':>7}  {'samples/s':>9}")
@@ -63,7 +63,7 @@ class HeadlessPrinter:
         p(f"  device     {e.device}{gpu}, precision {e.precision}{ws}")
         p(f"  data       {e.dataset}: {e.train_size:,} train / {e.val_size:,} validation, {e.num_classes} classes")
         p(f"  model      {e.model}, {e.num_params:,} parameters")
-        recipe = (f"{e.optimizer} lr {e.lr:g} wd {e.weight_decay:g}, scheduler {e.scheduler}, batch {e.batch_size}"
+        recipe = (f"{e.optimizer} lr {fmt.lr(e.lr)} wd {e.weight_decay:g}, scheduler {e.scheduler}, batch {e.batch_size}"
                   + (f" x {e.accum_steps} accumulated" if e.accum_steps > 1 else "")
                   + f", {fmt.plural(e.num_epochs, 'epoch')} ({e.steps_per_epoch} steps each)"
                   + (f", clip {e.clip_grad:g}" if e.clip_grad else ", no clipping"))
@@ -85,7 +85,7 @@ class HeadlessPrinter:
             return
         self._last_progress_t = e.t
         skipped = f"  skipped {e.skipped}" if e.skipped else ""
-        self._print(f"  [epoch {e.epoch}/{self.state.num_epochs}] step {e.step}/{e.steps}  loss {e.epoch_loss:.4f}  "
+        self._print(f"  [epoch {e.epoch}/{self.state.num_epochs}] step {e.step}/{e.steps}  loss {fmt.metric(e.epoch_loss)}  "
                     f"acc {e.epoch_acc:.2f}%  {fmt.rate(e.samples_per_sec)}  ETA {fmt.duration(self.state.eta)}"
                     + skipped)
 
@@ -97,13 +97,14 @@ class HeadlessPrinter:
         if e.skipped:
             mark += f"  ({e.skipped} skipped)"
         sps = f"{e.samples_per_sec:,.0f}" if e.samples_per_sec else "--"
-        self._print(f"{f'{e.epoch}/{e.num_epochs}':>9}  {e.train_loss:10.4f}  {e.train_acc:8.2f}%  {e.val_loss:9.4f}  "
-                    f"{e.val_acc:7.2f}%  {e.lr:9.2e}  {fmt.duration(e.epoch_time):>7}  {sps:>9}{mark}")
+        self._print(f"{f'{e.epoch}/{e.num_epochs}':>9}  {fmt.metric(e.train_loss, 10):>10}  {e.train_acc:8.2f}%  "
+                    f"{fmt.metric(e.val_loss, 9):>9}  {e.val_acc:7.2f}%  {fmt.lr(e.lr):>9}  "
+                    f"{fmt.duration(e.epoch_time):>7}  {sps:>9}{mark}")
 
     def _on_EarlyStopUpdate(self, e: ev.EarlyStopUpdate) -> None:
         if e.triggered:
             self._print(f"early stopping: {e.monitor} has not improved for {e.counter} epochs "
-                        f"(best {e.best_score:.4f} at epoch {e.best_epoch})")
+                        f"(best {fmt.metric(e.best_score)} at epoch {e.best_epoch})")
 
     def _on_CheckpointSaved(self, e: ev.CheckpointSaved) -> None:
         if e.kind in ("periodic", "manual"):
@@ -111,10 +112,10 @@ class HeadlessPrinter:
             self._print(f"checkpoint: {e.path} ({e.kind}, {where})")
 
     def _on_LrChanged(self, e: ev.LrChanged) -> None:
-        self._print(f"learning rate {e.old_lr:.3g} -> {e.new_lr:.3g} ({e.reason}, epoch {e.epoch})")
+        self._print(f"learning rate {fmt.lr(e.old_lr)} -> {fmt.lr(e.new_lr)} ({e.reason}, epoch {e.epoch})")
 
     def _on_Paused(self, e: ev.Paused) -> None:
-        self._print(f"paused at epoch {e.epoch}, step {e.step}")
+        self._print(paused_text(e))
 
     def _on_Resumed(self, e: ev.Resumed) -> None:
         self._print(f"resumed after {fmt.duration(e.paused_for)}")
@@ -135,14 +136,7 @@ class HeadlessPrinter:
             self._print(line)
 
     def _on_RunFinished(self, e: ev.RunFinished) -> None:
-        words = {"finished": "finished", "early_stopped": "stopped early", "stopped": "stopped by the user",
-                 "interrupted": "interrupted"}.get(e.status, e.status)
-        best = ""
-        if e.best_epoch and e.monitor == "val_loss" and e.best_val_loss is not None:
-            best = f"; best val_loss {e.best_val_loss:.4f} at epoch {e.best_epoch} (val acc {e.best_val_acc:.2f}%)"
-        elif e.best_epoch:
-            best = f"; best val acc {e.best_val_acc:.2f}% at epoch {e.best_epoch}"
-        self._print(f"run {words} after {fmt.plural(e.epochs_completed, 'epoch')} in {fmt.duration(e.elapsed)}{best}")
+        self._print(finish_line(e))
         if e.status == "interrupted" and e.last_checkpoint:
             self._print(f"resume with: {self.resume_hint(self.state.info.run_dir if self.state.info else '')}")
 
@@ -155,11 +149,27 @@ class HeadlessPrinter:
             self._print(f"last good checkpoint: {e.last_checkpoint}")
 
 
+def finish_line(e: ev.RunFinished) -> str:
+    """The outcome in one line: how the run ended, after how long, and its best epoch. The log
+    ends with it, and so does the console's terminal once the console closes."""
+    words = {"finished": "finished", "early_stopped": "stopped early", "stopped": "stopped by the user",
+             "interrupted": "interrupted"}.get(e.status, e.status)
+    best = ""
+    if e.best_epoch and e.monitor == "val_loss" and e.best_val_loss is not None:
+        best = f"; best val_loss {fmt.metric(e.best_val_loss)} at epoch {e.best_epoch} (val acc {e.best_val_acc:.2f}%)"
+    elif e.best_epoch:
+        best = f"; best val acc {e.best_val_acc:.2f}% at epoch {e.best_epoch}"
+    return f"run {words} after {fmt.plural(e.epochs_completed, 'epoch')} in {fmt.duration(e.elapsed)}{best}"
+
+
+MAX_TABLE_WIDTH = 100  # a confusion matrix wider than this with full names uses indices and a legend
+
+
 def report_lines(e: ev.EvaluationReport) -> list[str]:
     """The classification report and confusion matrix as plain-text tables."""
     n = sum(e.support)
     best = f" (best model, epoch {e.best_epoch})" if e.best_epoch else ""
-    lines = [f"final evaluation{best} on {e.split}: {n:,} samples, loss {e.loss:.4f}",
+    lines = [f"final evaluation{best} on {e.split}: {n:,} samples, loss {fmt.metric(e.loss)}",
              f"  accuracy {e.accuracy:.4f}   weighted precision {e.precision:.4f}  recall {e.recall:.4f}  "
              f"f1 {e.f1:.4f}",
              f"  {'':14}macro    precision {e.macro_precision:.4f}  recall {e.macro_recall:.4f}  "
@@ -170,11 +180,28 @@ def report_lines(e: ev.EvaluationReport) -> list[str]:
         lines.append(f"  {name:<{width}}  {e.per_class_precision[i]:9.4f}  {e.per_class_recall[i]:6.4f}  "
                      f"{e.per_class_f1[i]:6.4f}  {e.support[i]:7d}")
     lines.append("")
-    lines.append("  confusion matrix (rows: true class, columns: predicted)")
-    cells = [[str(v) for v in row] for row in e.confusion_matrix]
-    short = [c[:6] for c in e.class_names]
-    cw = max([len(s) for s in short] + [len(c) for row in cells for c in row]) + 1
-    lines.append("  " + " " * width + "".join(f"{s:>{cw}}" for s in short))
-    for name, row in zip(e.class_names, cells):
-        lines.append(f"  {name:<{width}}" + "".join(f"{c:>{cw}}" for c in row))
+    lines += confusion_lines(e.confusion_matrix, e.class_names)
+    return lines
+
+
+def confusion_lines(matrix, class_names) -> list[str]:
+    """Columns headed by the full class names when they fit in MAX_TABLE_WIDTH, else by class
+    index with a legend (a name cut to "automo" or "class " says nothing)."""
+    names = [str(n) for n in class_names]
+    cells = [[str(v) for v in row] for row in matrix]
+    value_w = max([len(c) for row in cells for c in row] + [1])
+    name_w = max([len(n) for n in names] + [5])
+    full_w = max(value_w, max(len(n) for n in names)) + 1
+    lines = ["  confusion matrix (rows: true class, columns: predicted)"]
+    if 2 + name_w + full_w * len(names) <= MAX_TABLE_WIDTH:
+        heads, labels, cw = names, names, full_w
+    else:
+        heads = [str(i) for i in range(len(names))]
+        labels = [f"{i:>{len(heads[-1])}} {n}" for i, n in enumerate(names)]
+        cw = max(value_w, len(heads[-1])) + 1
+        lines.append("  classes: " + ", ".join(f"{i} {n}" for i, n in enumerate(names)))
+    label_w = max(len(label) for label in labels)
+    lines.append("  " + " " * label_w + "".join(f"{h:>{cw}}" for h in heads))
+    for label, row in zip(labels, cells):
+        lines.append(f"  {label:<{label_w}}" + "".join(f"{c:>{cw}}" for c in row))
     return lines

@@ -3,6 +3,7 @@ RunState, maps keys onto the Control, and runs the engine in a Textual thread wo
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Callable
 
@@ -13,9 +14,10 @@ from textual.message import Message
 from textual.widgets import ContentSwitcher, Footer, Static
 from textual.worker import Worker, WorkerState
 
+from ... import fmt
 from ...state import RunState
 from .store import StateStore
-from .widgets.dialogs import HelpScreen, QuitScreen
+from .widgets.dialogs import HelpScreen, QuitScreen, key_help
 from .widgets.early_stop import EarlyStopPanel
 from .widgets.events_log import EventsPanel
 from .widgets.header import StatusHeader
@@ -26,7 +28,8 @@ from .widgets.report import ReportPanel
 from .widgets.system import SystemPanel
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
-CONTROL_ACTIONS = ("toggle_pause", "stop", "checkpoint", "lr_up", "lr_down")
+CONTROL_ACTIONS = ("pause", "resume", "stop", "checkpoint", "lr_up", "lr_down")
+FOLLOW_INTERVAL = 0.5  # seconds between reads of a followed run's events.jsonl
 
 
 class StateWake(Message):
@@ -41,25 +44,38 @@ class TrainerApp(App[int]):
     TITLE = "tui-trainer"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
-        Binding("p", "toggle_pause", "Pause", id="pause", tooltip="Pause or resume at the next step"),
-        Binding("space", "toggle_pause", "Pause", show=False),
+        # p is Pause while training and Resume once a pause was asked for: check_action hides
+        # the one that does not apply, and a key runs the first binding that is allowed.
+        Binding("p", "pause", "Pause", id="pause", tooltip="Pause at the next step boundary"),
+        Binding("p", "resume", "Resume", id="resume", tooltip="Resume training"),
+        Binding("space", "pause", "Pause", show=False),
+        Binding("space", "resume", "Resume", show=False),
         Binding("s", "stop", "Stop", id="stop", tooltip="Stop early: evaluate the best model, show the report"),
         Binding("c", "checkpoint", "Save", id="checkpoint", tooltip="Save a resumable last.pth now"),
         Binding("plus", "lr_up", "LR×2", key_display="+", id="lr-up", tooltip="Double the learning rate"),
         Binding("minus", "lr_down", "LR÷2", key_display="-", id="lr-down", tooltip="Halve the learning rate"),
-        Binding("d", "toggle_view", "Report", id="view", tooltip="Switch between dashboard and report"),
+        Binding("d", "toggle_view", "Report", id="view", tooltip="Show the final report"),
+        Binding("d", "show_dashboard", "Dashboard", id="dashboard", tooltip="Back to the dashboard"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit_app", "Quit", id="quit", tooltip="Quit (asks first while training)"),
         Binding("ctrl+c", "quit_app", "Quit", show=False, priority=True),
+        Binding("ctrl+z", "suspend", "Suspend", show=False, tooltip="Suspend to the shell; fg brings it back"),
     ]
 
     def __init__(self, store: StateStore, control=None, job: Callable[[], object] | None = None, *,
-                 poll_interval: float = 0.25) -> None:
+                 poll_interval: float = 0.25, follow=None) -> None:
+        """follow: for `show` of a run another process is writing, an object whose `read()`
+        returns the events appended since the last call and whose `live` says whether the
+        writer still holds the run directory."""
         super().__init__()
         self.store = store
         self.control = control
         self.job = job
         self.poll_interval = poll_interval
+        self.follow = follow
+        self._awaiting = set()  # "save", "lr": keys pressed whose result the engine has not shown yet
+        self._suspend_when_paused = False
+        self._resume_after_suspend = False
         self.outcome = None
         self.quit_reason = ""  # quit | signal name, when the user or a signal ended the run
         self.requested = ""  # what a key asked for, shown until the engine confirms it
@@ -98,6 +114,9 @@ class TrainerApp(App[int]):
         self._apply_size(self.size.width, self.size.height)
         self.refresh_view(force=True)
         self.set_interval(self.poll_interval, self.refresh_view)
+        if self.follow is not None:
+            self.set_interval(FOLLOW_INTERVAL, self._read_followed)
+        self.app_resume_signal.subscribe(self, self._back_from_suspend)
         if self.job is not None:
             # After the first frame: the engine's first act is importing torch, which holds the
             # GIL for seconds and would keep the screen blank until it is done.
@@ -129,6 +148,26 @@ class TrainerApp(App[int]):
     def on_state_wake(self, message: StateWake) -> None:
         self.refresh_view()
 
+    def _read_followed(self) -> None:
+        was_live = self.follow.live
+        for event in self.follow.read():
+            self.store.emit(event)
+        # the writer dying adds no event: its going is news to the header all the same
+        self.refresh_view(force=self.follow.live != was_live)
+
+    @property
+    def source_note(self) -> str:
+        """`show` of a run another process is writing: said beside its status."""
+        if self.follow is None or not self.store.snapshot().active or not self.follow.live:
+            return ""
+        return "LIVE · read-only"
+
+    @property
+    def stale(self) -> bool:
+        """`show` of a run whose writer is gone without recording an end: not running, whatever
+        its last event said."""
+        return self.follow is not None and not self.follow.live and self.store.snapshot().active
+
     def refresh_view(self, force: bool = False) -> None:
         state = self.store.snapshot()
         if state.version == self._shown_version and not force:
@@ -136,8 +175,12 @@ class TrainerApp(App[int]):
         self._shown_version = state.version
         if state.status != self._shown_status:
             self._status_changed(state)
+        self._confirm_requests(state)
+        stale = self.stale
+        badge = self.requested or ("NOT RUNNING · no end recorded" if stale else "")
         with self.batch_update():
-            self.query_one(StatusHeader).show(state, self.requested)
+            self.query_one(StatusHeader).show(state, badge, self.source_note)
+            self.query_one(ProgressPanel).stale = stale
             self.query_one(ProgressPanel).show(state)
             self.query_one(MetricsPanel).show(state)
             self.query_one(LrPanel).show(state)
@@ -151,6 +194,9 @@ class TrainerApp(App[int]):
         self.requested = ""
         if state.status == "STOPPING" and self._exit_when_done:
             self.requested = "QUITTING…"
+        if state.status == "PAUSED" and self._suspend_when_paused:
+            self._suspend_when_paused = False
+            self.call_later(self._suspend_now)
         if not state.active and previous in ("RUNNING", "PAUSED", "STOPPING", "PREPARING", ""):
             if state.report is not None and not self._exit_when_done:
                 self.query_one(ContentSwitcher).current = "report"
@@ -161,45 +207,125 @@ class TrainerApp(App[int]):
         """A run this console can still act on (a replay without a Control is not)."""
         return self.store.snapshot().active and self.control is not None
 
+    def _confirm_requests(self, state: RunState) -> None:
+        """Say what the engine did about a key once it did it (a save, an LR change)."""
+        if "save" in self._awaiting and state.last_manual_save is not self._save_seen:
+            self._awaiting.discard("save")
+            saved = state.last_manual_save
+            where = f"epoch {saved.epoch}" + (f", step {saved.step}" if saved.step else "")
+            self.notify(f"saved {os.path.basename(saved.path)} ({where})", timeout=4)
+        if "lr" in self._awaiting and len(state.lr_changes) > self._lr_changes_seen:
+            self._awaiting.discard("lr")
+            self.notify(f"learning rate now {fmt.lr(state.lr)}", timeout=4)
+        if not state.active:
+            self._awaiting.clear()
+
+    _save_seen = None
+    _lr_changes_seen = 0
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in CONTROL_ACTIONS:
             if self.control is None:
                 return False  # a replay: these keys do not exist
+            if action in ("pause", "resume") and (action == "resume") != self.control.paused:
+                return False  # the other one of the two is in the footer
             state = self.store.snapshot()
             return True if state.status in ("RUNNING", "PAUSED") else None
+        # d is Report on the dashboard and Dashboard on the report: the footer names where it goes
+        on_report = self.query_one(ContentSwitcher).current == "report"
         if action == "toggle_view":
+            if on_report:
+                return False
             return True if self.store.snapshot().report is not None else None
+        if action == "show_dashboard":
+            return on_report
         return True
 
     # ----- keys -----
     def _show_request(self, text: str) -> None:
         self.requested = text
-        self.query_one(StatusHeader).show(self.store.snapshot(), self.requested)
+        self.query_one(StatusHeader).show(self.store.snapshot(), self.requested, self.source_note)
 
-    def action_toggle_pause(self) -> None:
-        paused = self.control.toggle_pause()
-        self._show_request("PAUSING…" if paused else "RESUMING…")
+    def action_pause(self) -> None:
+        self.control.pause()
+        if self.store.snapshot().status != "PAUSED":
+            self._show_request("PAUSING…")
+        self.refresh_bindings()
+
+    def action_resume(self) -> None:
+        self.control.resume()
+        self._resume_after_suspend = False
+        if self.store.snapshot().status == "PAUSED":
+            self._show_request("RESUMING…")
+        else:
+            self._show_request("")  # a pause asked for and taken back before the engine paused
+        self.refresh_bindings()
 
     def action_stop(self) -> None:
         self.control.request_stop("user")
         self._show_request("STOPPING…")
 
+    def _when(self) -> str:
+        return "now" if self.store.snapshot().status == "PAUSED" else "at the next step"
+
     def action_checkpoint(self) -> None:
+        self._save_seen = self.store.snapshot().last_manual_save
+        self._awaiting.add("save")
         self.control.request_checkpoint()
-        self.notify("saving last.pth at the next step", timeout=3)
+        self.notify(f"saving last.pth {self._when()}…", timeout=3)
+
+    def _scale_lr(self, factor: float) -> None:
+        state = self.store.snapshot()
+        if "lr" not in self._awaiting:
+            self._lr_changes_seen = len(state.lr_changes)
+        self._awaiting.add("lr")
+        self.control.scale_lr(factor)
+        self.notify(f"learning rate {'×2' if factor > 1 else '÷2'} {self._when()}…", timeout=3)
 
     def action_lr_up(self) -> None:
-        self.control.scale_lr(2.0)
+        self._scale_lr(2.0)
 
     def action_lr_down(self) -> None:
-        self.control.scale_lr(0.5)
+        self._scale_lr(0.5)
+
+    def action_suspend(self) -> None:
+        """Ctrl+Z: pause the training first (so the time away counts as paused, not as a slow
+        step), then stop the process as a shell expects; `fg` brings it back and resumes."""
+        state = self.store.snapshot()
+        if self.running and state.status == "RUNNING" and not self.control.paused:
+            self._resume_after_suspend = True
+            self._suspend_when_paused = True
+            self.control.pause()
+            self._show_request("SUSPENDING…")
+            return
+        self._suspend_now()
+
+    def _suspend_now(self) -> None:
+        self.action_suspend_process()
+
+    def _back_from_suspend(self, app) -> None:
+        if self._resume_after_suspend and self.control is not None:
+            self._resume_after_suspend = False
+            self.control.resume()
+            self._show_request("RESUMING…")
+            self.refresh_bindings()
 
     def action_toggle_view(self) -> None:
         switcher = self.query_one(ContentSwitcher)
         switcher.current = "report" if switcher.current == "dashboard" else "dashboard"
+        self.refresh_bindings()
+
+    def action_show_dashboard(self) -> None:
+        self.query_one(ContentSwitcher).current = "dashboard"
+        self.refresh_bindings()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        if isinstance(self.screen, HelpScreen):
+            return
+        state = self.store.snapshot()
+        rows = key_help(state, can_control=self.control is not None,
+                        pause_requested=self.control is not None and self.control.paused)
+        self.push_screen(HelpScreen(rows))
 
     def action_quit_app(self) -> None:
         if not self.running:

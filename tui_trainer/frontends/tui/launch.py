@@ -112,6 +112,7 @@ def run_tui(config, run_dir: Path, *, resume: bool = False, checkpoint=None) -> 
 
 
 def _exit_code(app, store) -> int:
+    """What the terminal shows once the console has closed, and the process's exit code."""
     outcome = app.outcome
     state = store.snapshot()
     if isinstance(outcome, BaseException):
@@ -120,11 +121,24 @@ def _exit_code(app, store) -> int:
     if outcome is not None and getattr(outcome, "status", "") == "failed":
         print(f"tui-trainer: error: {outcome.error}", file=sys.stderr)
         return outcome.exit_code or 1
+    print_outcome(state)
     if app.quit_reason and state.status in ("INTERRUPTED", "STOPPING", "PREPARING", "RUNNING", "PAUSED"):
         if state.last_checkpoint and state.info is not None:
             print(f"tui-trainer: run saved; resume with: tui-trainer resume {state.info.run_dir}", file=sys.stderr)
         return EXIT_CODES.get(app.quit_reason, 130)
     return 0
+
+
+def print_outcome(state) -> None:
+    """The headless log's last line (status, epochs, time, best epoch) and the run directory:
+    the screen that showed them is gone once the console closes."""
+    from ..headless import finish_line
+
+    if state.end is None:
+        return
+    print(finish_line(state.end))
+    if state.info is not None and state.info.run_dir:
+        print(f"run directory {state.info.run_dir}")
 
 
 def build_trainer_app(trainer, num_epochs: int, scheduler=None, early_stopping=None):
@@ -167,20 +181,25 @@ def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None) 
     return ""
 
 
-def show_run(events_path: Path) -> int:
-    """Open a finished (or running) run's dashboard from its events.jsonl."""
-    show_app(events_path).run()
-    return 0
-
-
-def show_app(events_path: Path):
-    """The console replaying an events.jsonl; lines it cannot use are skipped, and said so."""
-    from ...event_io import printable_event, read_event_log, skipped_notice
+def build_show_app(run_dir: Path):
+    """The console for `show`: a finished run's dashboard and report from its events.jsonl, or,
+    while another process still writes the run, a read-only view that follows it. Lines that are
+    not valid events are skipped, and said so."""
+    from ...event_io import printable_event, skipped_notice
     from ...state import replay
+    from ..follow import EventsFollower
     from .app import TrainerApp
     from .store import StateStore
 
-    events, skipped = read_event_log(events_path)
-    if skipped:
-        events.append(skipped_notice(skipped, events_path, events[-1].t if events else 0.0))
-    return TrainerApp(StateStore(replay(printable_event(e) for e in events)))
+    follower = EventsFollower(run_dir)
+    events = follower.read_all()
+    if follower.skipped:
+        events.append(skipped_notice(follower.skipped, follower.path, events[-1].t if events else 0.0))
+    store = StateStore(replay(printable_event(e) for e in events))
+    following = None if follower.ended else follower
+    return TrainerApp(store, follow=following)
+
+
+def show_run(run_dir: Path) -> int:
+    build_show_app(run_dir).run()
+    return 0

@@ -1,7 +1,12 @@
 """Scripted runs: fixed event lists that drive the console through the same reducer as a live
-run. Snapshot tests and the screenshot script both use them, so what the README shows is what
-the tests check. No clocks, no live readings, no randomness: every value is computed from
-the arguments.
+run, for the snapshot tests. No clocks, no live readings, no randomness: every value is
+computed from the arguments.
+
+The numbers are ones the program could produce: SimpleCNN's real parameter count on 3x32x32
+input (tests/tui/test_scenes.py builds the model to check it), the engine's early-stopping rule
+applied to the scripted validation losses, the LR the cosine schedule gives at each step,
+manual changes carried forward. The GPU readings exist only to test the GPU panel; the README's
+pictures come from recorded real runs (scripts/make_screenshots.py), never from these scenes.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from ...catalog import CIFAR10_CLASSES
 T0 = 1_800_000_000.0  # a fixed wall-clock origin
 EPOCH_SECONDS = 6.0
 STEPS = 391
+SIMPLECNN_CIFAR_PARAMS = 508_426  # SimpleCNN(num_classes=10, in_channels=3)
 
 
 def _curve(epoch: int) -> tuple[float, float, float, float]:
@@ -49,8 +55,10 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
               plateau_at: int | None = None, manual_lr_at: int | None = None, ranks: int = 1) -> list[ev.Event]:
     """A CIFAR-10 run: `epochs_done` full epochs, then `step` steps into the next one.
 
-    stop: None (still running), "early" (early stopping triggers after the last epoch and the
-    final report follows) or "user" (the user stopped; the report follows).
+    stop: None (still running), "early" (trains until early stopping triggers, as the engine
+    would, ignoring `epochs_done`; the final report follows) or "user" (the user stopped after
+    `epochs_done` epochs; the report follows). manual_lr_at: the user halved the LR at the end
+    of that epoch; every later LR is half the schedule's.
     """
     lr0 = 1e-3
     events: list[ev.Event] = []
@@ -64,7 +72,7 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
         t += 1.5
     plan = tuple((float(e), _cosine(lr0, e, num_epochs)) for e in range(num_epochs + 1))
     add(ev.RunStarted, run_name="cifar10-simplecnn-20270115-093000", run_dir="runs/cifar10-simplecnn-20270115-093000",
-        dataset="cifar10", model="simplecnn", num_params=1_110_474, device="cuda:0" if gpu else "cpu",
+        dataset="cifar10", model="simplecnn", num_params=SIMPLECNN_CIFAR_PARAMS, device="cuda:0" if gpu else "cpu",
         device_name="NVIDIA A100-SXM4-40GB" if gpu else "cpu", precision="bf16" if gpu else "fp32",
         num_epochs=num_epochs, start_epoch=0, steps_per_epoch=STEPS, batch_size=128, accum_steps=1,
         train_size=50_000, val_size=10_000, num_classes=10, class_names=CIFAR10_CLASSES, optimizer="AdamW",
@@ -75,17 +83,25 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
     best_loss, best_loss_epoch, counter = math.inf, 0, 0
     best_acc, best_epoch = -1.0, 0
     lr = lr0
+    manual = 1.0  # the product of the manual LR changes so far
     epoch_seconds = EPOCH_SECONDS if gpu else 26.0
     rate = 50_000 / (epoch_seconds * 0.9)
-    for epoch in range(1, epochs_done + 1):
+    last_epoch = num_epochs if stop == "early" else epochs_done
+    for epoch in range(1, last_epoch + 1):
         add(ev.EpochStarted, epoch=epoch, num_epochs=num_epochs, steps=STEPS)
-        t += epoch_seconds * 0.9
+        tl, ta, vl, va = _curve(epoch)
+        epoch_lr = lr if plateau_at else _cosine(lr0, epoch - 1, num_epochs) * manual
+        for i, s in enumerate((130, 260, STEPS)):  # progress lines within the epoch
+            t += epoch_seconds * 0.9 / 3
+            wobble = 0.06 * math.sin(epoch * 2.1 + i * 1.3)
+            add(ev.StepProgress, epoch=epoch, step=s, steps=STEPS, samples=min(50_000, s * 128),
+                loss=tl + wobble, acc=ta - 50 * wobble, epoch_loss=tl, epoch_acc=ta, lr=epoch_lr,
+                samples_per_sec=rate, elapsed=t - T0 - 4.5)
+        if manual_lr_at and epoch == manual_lr_at:  # `-` pressed during the epoch's last step
+            add(ev.LrChanged, epoch=epoch, step=STEPS, old_lr=epoch_lr, new_lr=epoch_lr / 2, reason="manual")
+            manual /= 2
         add(ev.ValidationStarted, epoch=epoch, steps=20)
         t += epoch_seconds * 0.1
-        tl, ta, vl, va = _curve(epoch)
-        epoch_lr = lr if plateau_at else _cosine(lr0, epoch - 1, num_epochs)
-        if manual_lr_at and epoch == manual_lr_at:
-            add(ev.LrChanged, epoch=epoch, step=STEPS, old_lr=epoch_lr, new_lr=epoch_lr / 2, reason="manual")
         is_best = va > best_acc
         if is_best:
             best_acc, best_epoch = va, epoch
@@ -99,9 +115,7 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
             best_loss, best_loss_epoch, counter = vl, epoch, 0
         else:
             counter += 1
-        triggered = stop == "early" and epoch == epochs_done
-        if triggered:
-            counter = patience
+        triggered = counter >= patience
         add(ev.EarlyStopUpdate, epoch=epoch, counter=counter, patience=patience, best_score=best_loss,
             best_epoch=best_loss_epoch, min_delta=0.0, improved=counter == 0, triggered=triggered)
         if is_best:
@@ -111,6 +125,9 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
         add(ev.CheckpointSaved, epoch=epoch, kind="last", path="runs/x/last.pth")
         if epoch % 3 == 0:
             add(ev.SystemSample, **{k: v for k, v in vars(system_sample(t, gpu, ranks)).items() if k != "t"})
+        if triggered:
+            break
+    epochs_done = epoch if last_epoch else 0
     if stop is None and step:
         epoch = epochs_done + 1
         add(ev.EpochStarted, epoch=epoch, num_epochs=num_epochs, steps=STEPS)
@@ -124,7 +141,8 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
             t += epoch_seconds * 0.9 * (step / STEPS) / 40
             wobble = 0.08 * math.sin(i * 0.9) + 0.03 * math.cos(i * 2.3)
             add(ev.StepProgress, epoch=epoch, step=s, steps=STEPS, samples=s * 128, loss=tl + wobble,
-                acc=ta - 60 * wobble, epoch_loss=tl, epoch_acc=ta, lr=_cosine(lr0, epoch - 1, num_epochs),
+                acc=ta - 60 * wobble, epoch_loss=tl, epoch_acc=ta,
+                lr=lr if plateau_at else _cosine(lr0, epoch - 1, num_epochs) * manual,
                 samples_per_sec=rate, elapsed=t - T0 - 4.5)
         add(ev.SystemSample, **{k: v for k, v in vars(system_sample(t, gpu, ranks)).items() if k != "t"})
         if paused:

@@ -11,4 +11,8 @@ from .store import StateStore
 
 def scene_app(name: str, *, with_control: bool = True) -> TrainerApp:
     """A console showing scene `name`; its keys act on a Control that no engine reads."""
-    return TrainerApp(StateStore(replay(SCENES[name]())), Control() if with_control else None)
+    state = replay(SCENES[name]())
+    control = Control() if with_control else None
+    if control is not None and state.status == "PAUSED":
+        control.pause()  # as it is in a run paused with `p`
+    return TrainerApp(StateStore(state), control)

@@ -17,7 +17,13 @@ from ...event_io import printable_event
 from ...state import RunState, reduce
 
 URGENT = frozenset({"RunStarted", "Paused", "Resumed", "StopRequested", "RunFinished", "RunFailed",
-                    "EvaluationReport"})
+                    "EvaluationReport", "LrChanged"})
+
+
+def is_urgent(event: ev.Event) -> bool:
+    """Lifecycle events and the answers to keys (an LR change, a save asked for with `c`)."""
+    name = type(event).__name__
+    return name in URGENT or (name == "CheckpointSaved" and getattr(event, "kind", "") == "manual")
 
 
 class StateStore:
@@ -30,9 +36,8 @@ class StateStore:
         event = printable_event(event)  # names and messages reach the screen with control characters escaped
         with self._lock:
             self._state = reduce(self._state, event)
-        name = type(event).__name__
-        if name in URGENT and self.wake is not None:
-            self.wake(name)
+        if self.wake is not None and is_urgent(event):
+            self.wake(type(event).__name__)
 
     def snapshot(self) -> RunState:
         with self._lock:

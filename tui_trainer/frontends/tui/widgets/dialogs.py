@@ -2,42 +2,105 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-KEYS = (
-    ("p / space", "pause or resume at the next step boundary (a paused run uses no CPU or GPU)"),
-    ("s", "stop early: finish the step, save, restore the best weights, evaluate, show the report"),
-    ("c", "save a checkpoint now (last.pth, resumable)"),
-    ("+ / -", "multiply / divide the learning rate by 2 (logged, kept in checkpoints)"),
-    ("d", "switch between the dashboard and the final report"),
-    ("?", "this help"),
-    ("q / ctrl+c", "quit; while training asks first, then saves last.pth so the run can be resumed"),
-)
+from .... import fmt
+from ....state import RunState
+
+
+@dataclass(frozen=True)
+class KeyHelp:
+    keys: str
+    does: str
+    available: bool = True
+
+
+def key_help(state: RunState, *, can_control: bool, pause_requested: bool) -> list[KeyHelp]:
+    """What each key does in the run's current state (the help screen's rows)."""
+    rows: list[KeyHelp] = []
+    live = can_control and state.status in ("RUNNING", "PAUSED")
+    if not can_control:
+        why = "a read-only view of the run's events: no training to control from here"
+    elif state.status == "PREPARING":
+        why = "not yet: the run is starting"
+    elif state.status == "STOPPING":
+        why = "not any more: the run is stopping"
+    else:
+        why = f"not any more: the run {state.status.lower()}"
+    paused = state.status == "PAUSED"
+    if not live:
+        rows.append(KeyHelp("p / space", f"pause or resume — {why}", False))
+    elif paused and pause_requested:
+        rows.append(KeyHelp("p / space", "resume training"))
+    elif pause_requested:
+        rows.append(KeyHelp("p / space", "pausing at the next step boundary; press again to keep training"))
+    else:
+        rows.append(KeyHelp("p / space", "pause at the next step boundary (a paused run uses no CPU or GPU)"))
+    now = "now" if paused else "at the next step boundary"
+    if live:
+        rows += [
+            KeyHelp("s", "stop early: save, restore the best weights, evaluate, show the report"),
+            KeyHelp("c", f"save a resumable last.pth {now}"),
+            KeyHelp("+ / -", f"double / halve the learning rate {now} (it is {fmt.lr(state.lr)}; the plan "
+                             "drawn follows)"),
+        ]
+    else:
+        rows += [KeyHelp("s", f"stop early — {why}", False), KeyHelp("c", f"save a checkpoint — {why}", False),
+                 KeyHelp("+ / -", f"change the learning rate — {why}", False)]
+    if state.report is not None:
+        rows.append(KeyHelp("d", "switch between the dashboard and the final report"))
+    else:
+        rows.append(KeyHelp("d", "the final report, once the run has ended", False))
+    rows.append(KeyHelp("tab, ↑ ↓", "scroll the events panel (or the mouse wheel over it), to read older lines"))
+    rows.append(KeyHelp("ctrl+z", "suspend to the shell" + (" (training pauses first); fg brings it back" if live
+                                                            else "; fg brings it back")))
+    rows.append(KeyHelp("?", "this help"))
+    if live:
+        rows.append(KeyHelp("q / ctrl+c", "quit: asks first, then saves last.pth so the run can be resumed"))
+    else:
+        rows.append(KeyHelp("q / ctrl+c", "quit"))
+    return rows
+
+
+def help_table(rows: list[KeyHelp]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column()
+    for row in rows:
+        key_style, text_style = ("bold cyan", "") if row.available else ("grey50", "grey50")
+        table.add_row(Text(row.keys, style=key_style), Text(row.does, style=text_style))
+    return table
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q,enter", "dismiss", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: auto; max-width: 100; height: auto; border: round $primary;
-                            padding: 1 2; background: $surface; }
+    HelpScreen > VerticalScroll { width: 90%; max-width: 100; height: auto; max-height: 100%;
+                            border: round $primary; padding: 1 2; background: $surface; }
+    HelpScreen Static { width: 100%; height: auto; }
     """
 
+    def __init__(self, rows: list[KeyHelp]) -> None:
+        super().__init__()
+        self.rows = rows
+
     def compose(self) -> ComposeResult:
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold cyan", no_wrap=True)
-        table.add_column()
-        for key, what in KEYS:
-            table.add_row(key, what)
-        with Vertical():
-            yield Static("[b]Keys[/b]\n")
-            yield Static(table)
-            yield Static("\n[dim]resume later with: tui-trainer resume RUN_DIR · esc to close[/dim]")
+        with VerticalScroll(id="help-box"):
+            yield Static(help_table(self.rows), id="help-keys")
+            yield Static(Text("\ngrey: not available now · a saved run continues with tui-trainer resume RUN_DIR · "
+                              "esc closes this", style="grey50"), id="help-note")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-box").border_title = "Help"
 
 
 class QuitScreen(ModalScreen[str]):

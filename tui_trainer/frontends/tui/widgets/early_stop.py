@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from .... import fmt
 from ....state import RunState
 from .base import StatePanel, text_lines
 from .bars import bar
@@ -13,7 +14,7 @@ from .bars import bar
 
 class EarlyStopPanel(StatePanel, Static):
     DEFAULT_CSS = """
-    EarlyStopPanel { height: auto; }
+    EarlyStopPanel { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -22,7 +23,8 @@ class EarlyStopPanel(StatePanel, Static):
     def show(self, state: RunState) -> None:
         if not self.remember(state, (state.early_stop, state.info, self.size.width, state.status)):
             return
-        text = self.render_text(state, max(10, self.size.width - 16))
+        # the bar gets what "patience ", " 15/15" and "  min_delta 0" leave of the line
+        text = self.render_text(state, max(5, self.size.width - 29))
         self.set_content(text, text_lines(text))
 
     @staticmethod
@@ -44,7 +46,7 @@ class EarlyStopPanel(StatePanel, Static):
         text.append(f"  min_delta {delta:g}\n", style="grey62")
         if es and es.best_score is not None:
             text.append(f"best {es.monitor} ", style="grey70")
-            text.append(f"{es.best_score:.4f}", style="bold")
+            text.append(fmt.metric(es.best_score), style="bold")
             text.append(f" @ epoch {es.best_epoch}\n", style="grey70")
         else:
             text.append("best: after the first epoch\n", style="grey50")

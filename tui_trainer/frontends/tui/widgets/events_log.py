@@ -1,48 +1,93 @@
 """The events panel: new bests, checkpoints, LR changes, warnings and errors, newest last,
-each stamped with the run time at which it happened."""
+each stamped with the run time at which it happened.
+
+Every message is shown whole (long ones wrap under their own text) and the panel scrolls:
+the mouse wheel over it, or tab to focus it and the arrow keys. It follows the newest line
+unless you scrolled up to read an older one.
+
+A RichLog: a new line is rendered once, when it arrives, and appended; redrawing the whole log
+(a layout pass of the screen) for every line would cost the training time on short epochs. A
+new width wraps every line again.
+"""
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
+from textual.widgets import RichLog
 
 from .... import fmt
-from ....state import RunState
-from .base import StatePanel, text_lines
+from ....state import LogLine, RunState
 
 LEVEL_STYLES = {"info": "grey70", "good": "green", "warning": "yellow", "error": "bold red"}
 LEVEL_MARKS = {"info": "·", "good": "★", "warning": "!", "error": "✗"}
+STAMP_WIDTH = 6  # 58.5s, 1m04s, 2h03m, 1d04h
 
 
-class EventsPanel(StatePanel, Static):
+class EventsPanel(RichLog):
     DEFAULT_CSS = """
-    EventsPanel { height: 1fr; }
+    EventsPanel { height: 1fr; overflow-y: scroll; overflow-x: hidden; scrollbar-size-vertical: 1; background: transparent; }
     """
-    fixed_height = True  # 1fr here, a fixed number of lines in the app's stylesheet
 
     def __init__(self, **kwargs) -> None:
-        super().__init__("", **kwargs)
+        super().__init__(wrap=True, min_width=1, auto_scroll=False, **kwargs)
+        self._written: LogLine | None = None  # the newest line on the panel
+        self._width = 0
+        self._state: RunState | None = None
+        self._empty = True
 
     def show(self, state: RunState) -> None:
-        key = (len(state.log), state.log[-1] if state.log else None, self.size.height, self.size.width)
-        if not self.remember(state, key):
+        self._state = state
+        width = self.scrollable_content_region.width
+        if not width:
+            return  # hidden (behind the report) or not laid out yet: drawn once it has a size
+        if width != self._width:
+            self._rewrite(state, width)
             return
-        text = self.render_text(state, max(1, self.size.height))
-        self.set_content(text, text_lines(text))
+        log = state.log
+        if not log or log[-1] is self._written:
+            return
+        start = next((i + 1 for i in range(len(log) - 1, -1, -1) if log[i] is self._written), None)
+        if start is None:  # not on the panel any more (the log keeps its last lines): start over
+            self._rewrite(state, width)
+            return
+        self._append(log[start:], state.first_t, width)
 
-    @staticmethod
-    def render_text(state: RunState, lines: int) -> Text:
-        text = Text(no_wrap=True, overflow="ellipsis")
-        origin = state.first_t
-        shown = state.log[-lines:]
-        if not shown:
-            return Text("no events yet", style="grey50")
-        for i, line in enumerate(shown):
-            stamp = fmt.duration(line.t - origin) if origin is not None else ""
-            if i:
-                text.append("\n")
-            text.append(f"{stamp:>7} ", style="grey50")
-            style = LEVEL_STYLES.get(line.level, "")
-            text.append(f"{LEVEL_MARKS.get(line.level, '·')} ", style=style)
-            text.append(line.text, style=style)
-        return text
+    def _rewrite(self, state: RunState, width: int) -> None:
+        self._width = width
+        self.clear()
+        self._written = None
+        self._empty = True
+        if not state.log:
+            self.write(Text("no events yet", style="grey50"), width=width)
+            return
+        self._append(state.log, state.first_t, width)
+        self.scroll_end(animate=False, immediate=True)
+
+    def _append(self, lines, origin: float | None, width: int) -> None:
+        if self._empty:
+            self.clear()
+            self._empty = False
+        following = self.scroll_y >= self.max_scroll_y
+        for line in lines:
+            self.write(line_table(line, origin), width=width, scroll_end=False)
+        self._written = lines[-1]
+        if following:
+            self.scroll_end(animate=False, immediate=True)
+
+    def on_resize(self, event) -> None:
+        super().on_resize(event)
+        if self._state is not None:
+            self.show(self._state)
+
+
+def line_table(line: LogLine, origin: float | None) -> Table:
+    """One event: its time, a mark for its level, the message wrapped under itself."""
+    style = LEVEL_STYLES.get(line.level, "")
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column(width=STAMP_WIDTH, justify="right", no_wrap=True, style="grey50")
+    table.add_column(width=1, no_wrap=True)
+    table.add_column(ratio=1, overflow="fold")
+    stamp = fmt.duration(line.t - origin) if origin is not None else ""
+    table.add_row(stamp, Text(LEVEL_MARKS.get(line.level, "·"), style=style), Text(line.text, style=style))
+    return table

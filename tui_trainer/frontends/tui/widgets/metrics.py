@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from .... import fmt
 from ....state import RunState
 from .bars import frozen
 from .charts import HistoryChart
@@ -20,18 +21,23 @@ BLOCKS = " ▁▂▃▄▅▆▇█"
 LABEL_WIDTH = 22
 
 
-def sparkline(values: Sequence[float], width: int, styles: tuple[str, str, str]) -> Text:
+def sparkline(values: Sequence[float], width: int, styles: tuple[str, str, str], min_span: float = 0.0) -> Text:
     """The last `width` values as block characters scaled between their min and max; the
-    lowest third, middle third and top third of the range in styles[0], [1], [2]."""
+    lowest third, middle third and top third of the range in styles[0], [1], [2].
+
+    The range is at least `min_span` wide, reaching down from the max: an accuracy steady at
+    100% is a full green bar, not noise blown up to the whole height (or, all values equal,
+    a red line along the bottom)."""
     values = list(values)[-width:]
     text = Text(no_wrap=True)
     if not values:
         return text
     lo, hi = min(values), max(values)
+    lo = min(lo, hi - min_span)
     span = (hi - lo) or 1.0
     run, run_style = [], None
     for v in values:  # one span per run of equal style: fewer segments to draw
-        level = (v - lo) / span
+        level = (v - lo) / span if hi > lo else 0.5
         style = styles[min(2, int(level * 3))]
         if style != run_style and run:
             text.append("".join(run), style=run_style)
@@ -40,6 +46,9 @@ def sparkline(values: Sequence[float], width: int, styles: tuple[str, str, str])
         run.append(BLOCKS[1 + int(round(level * 7))])
     text.append("".join(run), style=run_style)
     return text
+
+
+ACC_MIN_SPAN = 5.0  # percentage points
 
 
 LOSS_STYLES = ("green", "yellow", "red")  # low loss is good
@@ -61,39 +70,50 @@ class MetricsPanel(Vertical):
             yield HistoryChart("loss", "loss", id="loss-chart")
             yield HistoryChart("acc", "accuracy %", id="acc-chart")
 
+    _state: RunState | None = None
+
     def show(self, state: RunState) -> None:
+        self._state = state
         sparks = self.query_one("#sparks", Static)
         width = max(10, sparks.size.width - LABEL_WIDTH)
         key = (state.step_losses, width)
         if key != self._key:
             self._key = key
-            sparks.update(frozen(self.sparks_text(state, width)), layout=False)
+            sparks.update(frozen(self.sparks_text(state, width, sparks.size.width)), layout=False)
         for chart in self.query(HistoryChart):
             chart.show(state)
 
     def on_resize(self, event) -> None:
+        # the sparklines' width is known only after layout: draw them again at the new size
         self._key = None
+        if self._state is not None:
+            self.show(self._state)
 
     @staticmethod
-    def sparks_text(state: RunState, width: int) -> Text:
+    def sparks_text(state: RunState, width: int, panel_width: int = 200) -> Text:
         losses, accs = state.step_losses, state.step_accs
         text = Text(no_wrap=True, overflow="crop")
-        text.append_text(_label("step loss", losses[-1] if losses else None, "{:.4f}"))
+        text.append_text(_label("step loss", fmt.metric(losses[-1]) if losses else "--"))
         text.append_text(sparkline(losses, width, LOSS_STYLES))
         text.append("\n")
-        text.append_text(_label("step acc", accs[-1] if accs else None, "{:.2f}%"))
-        text.append_text(sparkline(accs, width, ACC_STYLES))
+        text.append_text(_label("step acc", f"{accs[-1]:.2f}%" if accs else "--"))
+        text.append_text(sparkline(accs, width, ACC_STYLES, ACC_MIN_SPAN))
         text.append("\n")
-        text.append_text(_LEGEND)
+        text.append_text(next((legend for legend in _LEGENDS if legend.cell_len <= panel_width), _LEGENDS[-1]))
         return text
 
 
-_LEGEND = Text.assemble(("per epoch: ", "grey70"), ("━ train", "cyan"), "  ", ("━ validation", "orange1"), "  ",
-                        ("● best epoch", "green"))
+# the longest that fits the panel: a legend cut to "● best" would leave the marker unexplained
+_LEGENDS = [
+    Text.assemble(("per epoch: ", "grey70"), ("━ train", "cyan"), "  ", ("━ validation", "orange1"), "  ",
+                  ("● best epoch", "green")),
+    Text.assemble(("━ train", "cyan"), "  ", ("━ validation", "orange1"), "  ", ("● best epoch", "green")),
+    Text.assemble(("━ train", "cyan"), " ", ("━ val", "orange1"), " ", ("● best", "green")),
+]
 
 
-def _label(name: str, value: float | None, pattern: str) -> Text:
+def _label(name: str, value: str) -> Text:
     text = Text(f"{name} ", style="grey70")
-    text.append("--" if value is None else pattern.format(value), style="bold")
+    text.append(value, style="bold")
     text.pad_right(LABEL_WIDTH - len(text.plain))
     return text

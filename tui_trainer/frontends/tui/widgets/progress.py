@@ -27,22 +27,27 @@ def line_bar(fraction: float, width: int, style: str) -> Text:
     return text
 
 
+ENDED_AS_PLANNED = ("FINISHED", "EARLY STOPPED", "STOPPED")
+
+
 class ProgressPanel(StatePanel, Static):
     DEFAULT_CSS = """
-    ProgressPanel { height: auto; }
+    ProgressPanel { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
     """
+    #: set by `show` when the run's writer is gone without an end: no ETA for a run that stopped
+    stale = False
 
     def __init__(self, **kwargs) -> None:
         super().__init__("", **kwargs)
 
     def show(self, state: RunState) -> None:
-        key = (state.version if state.active else (state.status, state.end), self.size.width)
+        key = (state.version if state.active else (state.status, state.end), self.size.width, self.stale)
         if self.remember(state, key):
-            text = self.render_text(state, self.size.width)
+            text = self.render_text(state, self.size.width, self.stale)
             self.set_content(text, 3)
 
     @staticmethod
-    def render_text(state: RunState, width: int) -> Text:
+    def render_text(state: RunState, width: int, stale: bool = False) -> Text:
         bar_w = max(10, width - LABEL - PCT - 1)
         text = Text(no_wrap=True, overflow="ellipsis")
         if state.info is None:
@@ -69,12 +74,28 @@ class ProgressPanel(StatePanel, Static):
             phase = "compiling"
         text.append(f"{phase:<{LABEL}}", style="italic grey62")
         text.append(fmt.rate(state.samples_per_sec), style="bold")
-        text.append(" samples · elapsed ")
+        text.append(" · elapsed ")
         text.append(fmt.duration(state.elapsed), style="bold")
         text.append(" · ETA ")
-        text.append(fmt.duration(state.eta) if state.active else "done", style="bold")
-        if state.epoch_loss is not None and state.phase == "training":
-            text.append(f" · loss {state.epoch_loss:.4f} · acc {state.epoch_acc:.2f}%")
+        text.append(eta_text(state, stale), style="bold")
+        # What does not fit the line is left out whole (a line never wraps into the panel's
+        # border): the skipped count first to stay, the epoch's running loss and accuracy next.
+        extras = []
         if state.skipped:
-            text.append(f" · skipped {state.skipped}", style="yellow")
+            extras.append(Text(f" · skipped {state.skipped}", style="yellow"))
+        if state.epoch_loss is not None and state.phase == "training":
+            extras.append(Text(f" · loss {fmt.metric(state.epoch_loss)}"))
+            extras.append(Text(f" · acc {state.epoch_acc:.2f}%"))
+        used = len(text.plain) - text.plain.rfind("\n") - 1
+        for extra in extras:
+            if used + extra.cell_len <= width:
+                text.append_text(extra)
+                used += extra.cell_len
         return text
+
+
+def eta_text(state: RunState, stale: bool = False) -> str:
+    """The time left; "done" only for a run that ended as planned (not a failed or cut one)."""
+    if state.active:
+        return "--" if stale else fmt.duration(state.eta)
+    return "done" if state.status in ENDED_AS_PLANNED else "--"

@@ -20,18 +20,24 @@ END_WORDS = {"FINISHED": "finished", "EARLY STOPPED": "stopped early", "STOPPED"
              "INTERRUPTED": "interrupted", "FAILED": "failed"}
 
 
+# Cell colours: (text, background) pairs whose contrast ratio is at least 4.5:1 (WCAG AA) in
+# truecolor and after the 256- and 16-colour downgrades terminals like tmux and TERM=screen get
+# (tests/tui/test_report_colours.py computes it). A brighter background means a larger share
+# of the true class: green on the diagonal, red off it; zeros stay plain text.
+DIAGONAL_HEAT = ("#ffffff on #1b5e20", "#000000 on #00af00", "#000000 on #00d700", "#000000 on #5fff5f")
+CONFUSION_HEAT = ("#ffffff on #3a3a3a", "#ffffff on #5f0000", "#ffffff on #870000", "#ffffff on #af0000")
+CONFUSION_STEPS = (0.05, 0.10, 0.20)  # shares of the true class where the red deepens
+ZERO_STYLE = "grey62"
+
+
 def _shade(value: int, row_total: int, diagonal: bool) -> str:
-    """Background intensity by the share of the true class; green on the diagonal, red off it."""
+    """The cell's style by the share of its true class (row) it holds."""
     if value == 0:
-        return "grey35"
+        return ZERO_STYLE
     share = value / row_total if row_total else 0.0
     if diagonal:
-        steps = ["on grey23", "on dark_green", "on green4", "on green3"]
-        idx = min(3, int(share * 4))
-        return f"bold white {steps[idx]}" if idx else f"white {steps[idx]}"
-    steps = ["on grey23", "on dark_red", "on red3", "on red1"]
-    idx = min(3, int(share * 8))
-    return f"bold white {steps[idx]}"
+        return "bold " + DIAGONAL_HEAT[min(3, int(share * 4))]
+    return "bold " + CONFUSION_HEAT[sum(share >= step for step in CONFUSION_STEPS)]
 
 
 def confusion_table(report: ev.EvaluationReport, name_width: int = 6) -> Table:
@@ -85,7 +91,7 @@ def summary_text(state: RunState) -> Text:
         text.append("  ·  weighted F1 ")
         text.append(f"{r.f1:.4f}", style="bold")
         text.append(f"  ·  best model from epoch {r.best_epoch}, {r.split} set ({sum(r.support):,} samples), "
-                    f"loss {r.loss:.4f}")
+                    f"loss {fmt.metric(r.loss)}")
     if state.end is not None:
         text.append(f"\n{fmt.plural(state.end.epochs_completed, 'epoch')} in {_dur(state.end.elapsed)}", style="grey70")
         if state.info and state.info.run_dir:

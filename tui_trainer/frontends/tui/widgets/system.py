@@ -12,11 +12,12 @@ from .base import StatePanel, text_lines
 from .bars import bar, level_style
 
 TEMP_WARN, TEMP_HOT = 75.0, 85.0  # degrees C
+MIN_BAR = 3
 
 
 class SystemPanel(StatePanel, Static):
     DEFAULT_CSS = """
-    SystemPanel { height: auto; }
+    SystemPanel { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -33,18 +34,25 @@ class SystemPanel(StatePanel, Static):
         s = state.system
         if s is None:
             return Text("waiting for the first reading", style="grey50")
-        bar_w = max(5, min(20, width - 30))
-        text = Text()
+        # Every line fits the panel's width (a wrapped "MB" on a line of its own reads as noise):
+        # the bars take what the numbers leave, and "proc …" goes first when even that is short.
+        ram = 100.0 * s.ram_used / s.ram_total if s.ram_total else 0.0
+        ram_text = f" {s.ram_used / 2**30:.1f}/{s.ram_total / 2**30:.0f}G"
+        proc_text = f"  proc {fmt.size(s.process_rss)}"
+        label = 5
+        if width - label - len(ram_text) - len(proc_text) < MIN_BAR:
+            proc_text = ""
+        bar_w = max(MIN_BAR, min(20, width - label - len(ram_text) - len(proc_text)))
+        text = Text(no_wrap=True, overflow="ellipsis")
         text.append("CPU  ", style="grey70")
         text.append_text(bar(s.cpu_percent / 100, bar_w, level_style(s.cpu_percent, 70, 90)))
         text.append(f" {s.cpu_percent:5.1f}%\n")
-        ram = 100.0 * s.ram_used / s.ram_total if s.ram_total else 0.0
         text.append("RAM  ", style="grey70")
         text.append_text(bar(ram / 100, bar_w, level_style(ram, 75, 90)))
-        text.append(f" {s.ram_used / 2**30:.1f}/{s.ram_total / 2**30:.0f}G")
-        text.append(f"  proc {fmt.size(s.process_rss)}", style="grey70")
+        text.append(ram_text)
+        text.append(proc_text, style="grey70")
         if s.rank_samples_per_sec:
-            rates = " ".join(f"{fmt.rate(r)}" for r in s.rank_samples_per_sec)
+            rates = " ".join(fmt.rate(r, "/s") for r in s.rank_samples_per_sec)
             text.append(f"\nranks {rates}", style="grey70")
         if not s.gpus:
             text.append(f"\n{s.gpu_error or 'no GPU'}", style="grey50")
@@ -58,7 +66,8 @@ class SystemPanel(StatePanel, Static):
             if g.power_draw is not None:
                 limit = f"/{g.power_limit:.0f}" if g.power_limit else ""
                 text.append(f" {g.power_draw:.0f}{limit}W", style="grey70")
-            half = max(4, (bar_w - 2) // 2)
+            # " util " bar " 100%" " mem " bar " 36.8/40G": 25 cells besides the two bars
+            half = max(2, min(9, (width - 25) // 2))
             text.append("\n util ", style="grey70")
             if g.utilization is not None:
                 text.append_text(bar(g.utilization / 100, half, "green"))
