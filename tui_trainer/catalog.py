@@ -32,6 +32,9 @@ class DatasetInfo:
     name: str
     summary: str
     recipe: Recipe
+    # One sample's shape and the class count, where fixed (None: they follow the config or the folder).
+    input_shape: tuple[int, int, int] | None = None
+    num_classes: int | None = None
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -40,6 +43,7 @@ DATASETS: dict[str, DatasetInfo] = {
         "scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes; offline)",
         Recipe(model="simplecnn", epochs=30, batch_size=64, eval_batch_size=500, lr=1e-3,
                weight_decay=0.01, optimizer="adamw", scheduler="cosine", patience=10),
+        (1, 8, 8), 10,
     ),
     "cifar10": DatasetInfo(
         "cifar10",
@@ -49,6 +53,35 @@ DATASETS: dict[str, DatasetInfo] = {
         # the seed's 100: results are identical (loss is averaged per sample), evaluation is faster.
         Recipe(model="simplecnn", epochs=100, batch_size=128, eval_batch_size=500, lr=1e-3,
                weight_decay=0.01, optimizer="adamw", scheduler="cosine", patience=15, augment=True),
+        (3, 32, 32), 10,
+    ),
+    "cifar100": DatasetInfo(
+        "cifar100",
+        "CIFAR-100 through torchvision (60,000 32x32 colour images, 100 classes); crop + flip",
+        Recipe(model="simplecnn", epochs=100, batch_size=128, eval_batch_size=500, lr=1e-3,
+               weight_decay=0.01, optimizer="adamw", scheduler="cosine", patience=15, augment=True),
+        (3, 32, 32), 100,
+    ),
+    "mnist": DatasetInfo(
+        "mnist",
+        "MNIST through torchvision (70,000 28x28 handwritten digits, 10 classes); --augment crops, never flips",
+        Recipe(model="simplecnn", epochs=20, batch_size=128, eval_batch_size=1000, lr=1e-3,
+               weight_decay=0.01, optimizer="adamw", scheduler="cosine", patience=5, augment=False),
+        (1, 28, 28), 10,
+    ),
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist",
+        "Fashion-MNIST through torchvision (70,000 28x28 clothing images, 10 classes); crop + flip",
+        Recipe(model="simplecnn", epochs=30, batch_size=128, eval_batch_size=1000, lr=1e-3,
+               weight_decay=0.01, optimizer="adamw", scheduler="cosine", patience=8, augment=True),
+        (1, 28, 28), 10,
+    ),
+    "svhn": DatasetInfo(
+        "svhn",
+        "SVHN through torchvision (99,289 32x32 house-number digits, 10 classes); crop, no flip",
+        Recipe(model="simplecnn", epochs=30, batch_size=128, eval_batch_size=1000, lr=1e-3,
+               weight_decay=0.01, optimizer="adamw", scheduler="cosine", patience=8, augment=True),
+        (3, 32, 32), 10,
     ),
     "synthetic": DatasetInfo(
         "synthetic",
@@ -57,6 +90,15 @@ DATASETS: dict[str, DatasetInfo] = {
                weight_decay=0.01, optimizer="adamw", scheduler="cosine", patience=10),
     ),
 }
+
+# `tui-trainer run path/to/folder`: the user's own images (see data/folder_scan.py for the layouts).
+IMAGE_FOLDER = DatasetInfo(
+    "FOLDER",
+    "your own images: FOLDER/train/<class>/*.jpg and FOLDER/val/<class>/..., or FOLDER/<class>/... "
+    "with --val-split 0.1",
+    Recipe(model="resnet18", epochs=30, batch_size=64, eval_batch_size=256, lr=1e-3,
+           weight_decay=0.01, optimizer="adamw", scheduler="cosine", patience=8, augment=True),
+)
 
 MODELS: dict[str, str] = {
     "simplecnn": "the seed's SimpleCNN: 3 conv-BN-ReLU-pool blocks (64/128/256), MLP head",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__, catalog
 from .config import RunConfig, make_config, parse_shape, read_config_file
-from .errors import UserError
+from .errors import UserCodeError, UserError
 from .stop_signals import EXIT_SIGINT, StopSignals
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -28,7 +28,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--model", choices=None, help=f"model: {', '.join(catalog.MODELS)} (default: the dataset's)")
+    g.add_argument("--model", help="model: simplecnn, mlp, any torchvision model (resnet18, ...), timm:NAME, or "
+                                   "path/to/file.py:factory (default: the dataset's; `tui-trainer list` shows them)")
+    g.add_argument("--pretrained", action="store_true", default=None,
+                   help="start from ImageNet weights (torchvision or timm) with a new head for the data's classes")
     g.add_argument("--epochs", type=int, help="number of epochs")
     g.add_argument("--batch-size", type=int, help="training batch size")
     g.add_argument("--eval-batch-size", type=int, help="validation batch size")
@@ -68,6 +71,19 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--synthetic-classes", type=int, help="number of classes (default 10)")
     g.add_argument("--synthetic-train", type=int, help="training samples (default 5000)")
     g.add_argument("--synthetic-val", type=int, help="validation samples (default 1000)")
+    g = p.add_argument_group("image folders")
+    g.add_argument("--val-split", type=float, help="hold out this fraction of each class for validation (a folder "
+                                                   "without val/), e.g. 0.1; the split is fixed by --seed")
+    g.add_argument("--image-size", type=int, help="resize images to this side (default: their own size when they "
+                                                  "all share it, else 224)")
+    g.add_argument("--memory-budget", type=float, metavar="GB", help="keep the decoded images on the training "
+                                                                     "device when they fit in this (default: see README)")
+    g.add_argument("--workers", type=int, help="DataLoader workers when the images are streamed (default: CPU cores, "
+                                               "at most 8)")
+    g = p.add_argument_group("settings file")
+    g.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file with the flags' names as "
+                                                         "keys (batch-size = 128); flags given here override it")
+    g.add_argument("--print-config", action="store_true", help="print the resolved settings as TOML and exit")
 
 
 def _add_threads_flag(g) -> None:
@@ -92,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tui-trainer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run = sub.add_parser("run", help="train a model on a dataset", description="Train a model on a dataset.")
-    run.add_argument("dataset", help=f"dataset: {', '.join(catalog.DATASETS)}")
+    run.add_argument("dataset", nargs="?", help=f"dataset: {', '.join(catalog.DATASETS)}, or a folder of images "
+                                                "(optional with --config)")
     _add_training_flags(run)
     _add_output_flags(run)
     res = sub.add_parser("resume", help="continue a run from its newest valid checkpoint",
@@ -104,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_flags(res)
     diag = sub.add_parser("diagnose", help="check data, model, loss and gradients on one batch",
                           description="Check data, model, initial loss and gradients on one batch.")
-    diag.add_argument("dataset")
+    diag.add_argument("dataset", nargs="?")
     _add_training_flags(diag)
     sub.add_parser("list", help="list datasets and models")
     show = sub.add_parser("show", help="open a finished run's dashboard from its events.jsonl")
@@ -116,12 +133,32 @@ CONFIG_FLAGS = ("model", "epochs", "batch_size", "eval_batch_size", "lr", "weigh
                 "scheduler", "plateau_patience", "patience", "min_delta", "restore_best", "accum_steps", "clip_grad",
                 "amp", "on_nan", "augment", "channels_last", "compile", "seed", "limit_batches", "run_dir",
                 "data_dir", "download", "device", "checkpoint_every", "synthetic_shape", "synthetic_classes",
-                "synthetic_train", "synthetic_val", "monitor", "threads")
+                "synthetic_train", "synthetic_val", "monitor", "threads", "pretrained", "val_split", "image_size",
+                "memory_budget", "workers")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    overrides = {k: getattr(args, k, None) for k in CONFIG_FLAGS}
-    return make_config(args.dataset, **overrides)
+    """The dataset's recipe, then the --config file's settings, then the flags given."""
+    from_file: dict = {}
+    if getattr(args, "config", None):
+        from .config_file import load
+
+        from_file = load(args.config)
+    flags = {k: getattr(args, k, None) for k in CONFIG_FLAGS}
+    overrides = {**from_file, **{k: v for k, v in flags.items() if v is not None}}
+    dataset = overrides.pop("dataset", None)
+    dataset = args.dataset if getattr(args, "dataset", None) is not None else dataset
+    if dataset is None:
+        raise UserError("no dataset: give one (`tui-trainer run cifar10`, or a folder of images), or set "
+                        "dataset in the --config file")
+    return make_config(dataset, **overrides)
+
+
+def _print_config(args: argparse.Namespace) -> int:
+    from .config_file import to_toml
+
+    print(to_toml(config_from_args(args)), end="")
+    return EXIT_OK
 
 
 def wants_tui(args: argparse.Namespace) -> bool:
@@ -141,11 +178,30 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"tui-trainer: error: {printable(str(exc))}", file=sys.stderr)  # one line, whatever a path holds
         return exc.exit_code
+    except UserCodeError as exc:  # the user's own code raised: their traceback, then what to do
+        _print_user_traceback(exc)
+        return exc.exit_code
     except BrokenPipeError:
         return EXIT_FAILED
     except KeyboardInterrupt:  # Ctrl-C before the run's own handlers were installed
         print("tui-trainer: interrupted", file=sys.stderr)
         return EXIT_SIGINT
+
+
+def _print_user_traceback(exc: UserCodeError) -> None:
+    """The user's exception with the frames of their code, not ours (tui-trainer's frames above
+    theirs are left out), then one line saying what raised it."""
+    import traceback
+
+    from .event_io import printable
+
+    cause = exc.__cause__ or exc
+    here = str(Path(__file__).resolve().parent)
+    tb = cause.__traceback__
+    while tb is not None and tb.tb_next is not None and str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(here):
+        tb = tb.tb_next
+    traceback.print_exception(type(cause), cause, tb, file=sys.stderr)
+    print(f"tui-trainer: error: {printable(str(exc))}", file=sys.stderr)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -156,6 +212,8 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_USAGE
     if args.command == "list":
         return cmd_list()
+    if getattr(args, "print_config", False):
+        return _print_config(args)
     if args.command in ("run", "resume") and _under_torchrun():
         from .torchrun import run_command
 
@@ -172,23 +230,16 @@ def _main(argv: list[str] | None) -> int:
 
 
 def cmd_list() -> int:
-    print("datasets:")
-    for info in catalog.DATASETS.values():
-        r = info.recipe
-        print(f"  {info.name:<10} {info.summary}")
-        print(f"  {'':<10} default: {r.model}, {r.epochs} epochs, batch {r.batch_size}, {r.optimizer} lr {r.lr:g}, "
-              f"{r.scheduler}")
-    print("models:")
-    for name, summary in catalog.MODELS.items():
-        print(f"  {name:<10} {summary}")
-    return EXIT_OK
+    from .listing import print_list
+
+    return print_list()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import data, runlog
+    from . import runlog
+    from .inputs import check_inputs
 
-    config = config_from_args(args)
-    data.preflight(config)
+    config = check_inputs(config_from_args(args))
     if config.run_dir:
         run_dir = Path(config.run_dir)
         runlog.check_new_run_dir(run_dir)
@@ -197,7 +248,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         root_missing = runlog.missing_dirs(Path("runs"))
         try:  # claimed with mkdir: a name no other run has, even one started in the same second
-            run_dir = runlog.default_run_dir(config.dataset, config.model)
+            run_dir = runlog.default_run_dir(*_run_name_parts(config))
         except OSError as exc:
             raise UserError(f"cannot create a run directory in runs/: {exc.strerror or exc}; "
                             "choose a writable --run-dir") from None
@@ -229,6 +280,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
+def _run_name_parts(config: RunConfig) -> tuple[str, str]:
+    """The dataset and model as a run directory's name shows them: a folder by its own name."""
+    from .config import is_image_folder
+    from .models.spec import short_name
+
+    dataset = Path(config.dataset).name if is_image_folder(config.dataset) else config.dataset
+    return dataset, short_name(config.model)
+
+
 def _refuse_a_script_run(run_dir: Path, config_path: Path) -> None:
     """A Python script's run directory records what it can, not a config the CLI can rebuild."""
     import json
@@ -248,8 +308,9 @@ def _refuse_a_script_run(run_dir: Path, config_path: Path) -> None:
 def cmd_resume(args: argparse.Namespace) -> int:
     """Every check comes before the first write: a refused resume leaves the run directory as it
     was, byte for byte (lock file, log, config and checkpoints alike)."""
-    from . import data, runlog
+    from . import runlog
     from .config import validate
+    from .inputs import check_inputs
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
@@ -269,7 +330,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         changes["threads"] = args.threads
     config = stored.replace(**changes)
     validate(config)
-    data.preflight(config)
+    check_inputs(config)
     if not os.access(run_dir, os.W_OK | os.X_OK):
         raise UserError(f"cannot write to run directory {run_dir}")
     # Fail fast, before torch loads, when there is no checkpoint file at all.
@@ -352,15 +413,14 @@ def run_headless(config: RunConfig, run_dir: Path, *, resume: bool, log_format: 
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from . import data
+    from .inputs import check_inputs
 
-    config = config_from_args(args)
-    data.preflight(config)
+    config = check_inputs(config_from_args(args))
     import torch
 
     from .data import build_data
     from .engine import diagnose_training_issues
-    from .models import build_model
+    from .models import build_for_run
     from .runner import build_optimizer, resolve_device, seed_everything
 
     seed_everything(config.seed)
@@ -368,7 +428,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     bundle = build_data(config, device)
-    model = build_model(config.model, bundle.input_shape, bundle.num_classes).to(device)
+    model = build_for_run(config, bundle).to(device)
     optimizer = build_optimizer(config, model.parameters())
     print(f"diagnosing {config.model} on {config.dataset} ({device}), batch {config.batch_size}")
     report = diagnose_training_issues(model, bundle.train_loader, torch.nn.CrossEntropyLoss(), optimizer, device,

@@ -61,6 +61,14 @@ class RunConfig:
     synthetic_val: int = 1000
     monitor: str = "val_loss"  # decides the best epoch and early stopping; ties go to the other metric
     threads: int | None = None  # torch intra-op threads; None: torch's default
+    pretrained: bool = False  # torchvision/timm ImageNet weights and a new head for the data's classes
+    # image folders: the held-out fraction of each class when there is no val/, the side images are
+    # resized to (None: their own size when they all share it, else 224), the memory they may take
+    # on the training device in GB (None: see data/image_folder.py), DataLoader workers when streamed
+    val_split: float | None = None
+    image_size: int | None = None
+    memory_budget: float | None = None
+    workers: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,16 +101,40 @@ class RunConfig:
         return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
 
 
+def is_image_folder(dataset: Any) -> bool:
+    """A dataset that is a path to the user's own folder of images, not one of ours by name."""
+    return isinstance(dataset, str) and dataset not in catalog.DATASETS and (
+        "/" in dataset or os.sep in dataset or os.path.isdir(dataset))
+
+
+def resolve_dataset(dataset: str) -> tuple[str, catalog.DatasetInfo]:
+    """A dataset name, or a folder of images as an absolute path (a resume may start elsewhere)."""
+    info = catalog.DATASETS.get(dataset)
+    if info is not None:
+        return dataset, info
+    if not is_image_folder(dataset):
+        from .models.spec import did_you_mean
+
+        raise UserError(f"unknown dataset '{dataset}'{did_you_mean(dataset, catalog.DATASETS)}; choose one of: "
+                        f"{', '.join(catalog.DATASETS)}, or give a folder of images (path/to/folder)")
+    path = Path(dataset).expanduser()
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise UserError(f"{dataset} {what}; give a folder of images: FOLDER/train/<class>/*.jpg with "
+                        "FOLDER/val/<class>/..., or FOLDER/<class>/*.jpg with --val-split 0.1")
+    return str(path.resolve()), catalog.IMAGE_FOLDER
+
+
 def make_config(dataset: str, **overrides: Any) -> RunConfig:
     """Build a validated config: the dataset's recipe, with every override that is not None."""
-    info = catalog.DATASETS.get(dataset)
-    if info is None:
-        raise UserError(
-            f"unknown dataset '{dataset}'; choose one of: {', '.join(catalog.DATASETS)}"
-        )
+    dataset, info = resolve_dataset(dataset)
     recipe = dataclasses.asdict(info.recipe)
     values: dict[str, Any] = {"dataset": dataset, **recipe}
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(values.get("model"), str):
+        from .models.spec import canonical
+
+        values["model"] = canonical(values["model"])
     known = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = set(values) - known
     if unknown:
@@ -141,7 +173,9 @@ def _check_int(flag: str, value: int, minimum: int, maximum: int = MAX_COUNT) ->
 # Fields whose type validate() checks beyond the choices and numbers below.
 _TEXT_FIELDS = ("dataset", "model", "optimizer", "scheduler", "amp", "device", "on_nan")
 _OPTIONAL_PATHS = ("run_dir", "data_dir")
-_SWITCHES = ("restore_best", "augment", "channels_last", "compile", "download")
+_SWITCHES = ("restore_best", "augment", "channels_last", "compile", "download", "pretrained")
+MAX_IMAGE_SIZE = 4096  # px: a side beyond this is a typo; a batch of such images fills any GPU
+MAX_WORKERS = 64
 
 
 def _check_types(c: RunConfig) -> None:
@@ -164,8 +198,10 @@ def _check_types(c: RunConfig) -> None:
 def validate(c: RunConfig) -> None:
     """Raise UserError naming the first problem; the message tells the fix."""
     _check_types(c)
-    _check_choice("dataset", c.dataset, catalog.DATASETS)
-    _check_choice("model", c.model, catalog.MODELS)
+    if not is_image_folder(c.dataset):
+        _check_choice("dataset", c.dataset, catalog.DATASETS)
+    _check_model(c)
+    _check_image_options(c)
     _check_choice("optimizer", c.optimizer, catalog.OPTIMIZERS)
     _check_choice("scheduler", c.scheduler, catalog.SCHEDULERS)
     _check_choice("precision (--amp)", c.amp, catalog.AMP_MODES)
@@ -199,6 +235,31 @@ def validate(c: RunConfig) -> None:
     _check_int("--synthetic-val", c.synthetic_val, 1)
     if c.model == "simplecnn" and c.dataset == "synthetic" and min(c.synthetic_shape[1:]) < 8:
         raise UserError("simplecnn needs images of at least 8x8; use --model mlp for smaller shapes")
+
+
+def _check_model(c: RunConfig) -> None:
+    from .models.spec import parse
+
+    spec = parse(c.model)
+    if c.pretrained and spec.kind in ("builtin", "factory"):
+        raise UserError(f"--pretrained: {c.model} has no pretrained weights; choose a torchvision model "
+                        "(`tui-trainer list`) or timm:NAME, or drop --pretrained")
+
+
+def _check_image_options(c: RunConfig) -> None:
+    folder = is_image_folder(c.dataset)
+    for flag, value in (("--val-split", c.val_split), ("--image-size", c.image_size)):
+        if value is not None and not folder:
+            raise UserError(f"{flag} applies to a folder of images, not to {c.dataset}")
+    if c.val_split is not None:
+        if isinstance(c.val_split, bool) or not isinstance(c.val_split, (int, float)) or not 0 < c.val_split < 1:
+            raise UserError(f"--val-split must be a fraction between 0 and 1 (e.g. 0.1), got {c.val_split!r:.60}")
+    if c.image_size is not None:
+        _check_int("--image-size", c.image_size, 1, MAX_IMAGE_SIZE)
+    if c.memory_budget is not None:
+        _check_positive_number("--memory-budget", c.memory_budget)
+    if c.workers is not None:
+        _check_int("--workers", c.workers, 0, MAX_WORKERS)
 
 
 def read_config_file(config_path: Path) -> RunConfig:

@@ -57,3 +57,10 @@ class TrainingInterrupted(SystemExit):
     def __str__(self) -> str:
         saved = f"; saved {self.checkpoint}" if self.checkpoint else ""
         return f"training interrupted ({self.reason}, exit code {self.code}){saved}"
+
+
+class UserCodeError(Exception):
+    """The user's own code (a model factory, an experiment file) raised an exception: their bug,
+    so the command line shows their traceback (the `__cause__`) and this line, and exits 1."""
+
+    exit_code = 1

@@ -92,7 +92,7 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
     from .data import build_data
     from .engine import EarlyStopping, Trainer
     from .engine.schedulers import scheduler_for_run
-    from .models import build_model
+    from .models import build_for_run, describe
 
     rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
     if config.threads is not None:
@@ -105,9 +105,9 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
         if hint:
             emit(ev.Notice(level="warning", message=hint))
     emit(ev.Preparing(stage="loading data", detail=config.dataset))
-    data = build_data(config, device, rank=rank, world_size=world)
+    data = build_data(config, device, rank=rank, world_size=world, emit=emit)
     emit(ev.Preparing(stage="building model", detail=config.model))
-    model = build_model(config.model, data.input_shape, data.num_classes).to(device)
+    model = build_for_run(config, data, emit).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model.parameters())
@@ -130,7 +130,7 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
         amp=config.amp, checkpoint_every=config.checkpoint_every, class_names=data.class_names,
         num_classes=data.num_classes, on_nan=config.on_nan, limit_batches=config.limit_batches,
         channels_last=config.channels_last, run_name=run_dir.name, dataset_name=config.dataset,
-        model_name=config.model, config=config.to_dict(), dist=dist, compiled=config.compile,
+        model_name=describe(config, data.input_shape), config=config.to_dict(), dist=dist, compiled=config.compile,
         monitor=config.monitor, **trainer_options,
     )
     trainer.scheduler = scheduler

@@ -108,7 +108,7 @@ def preflight(config) -> None:
         raise UserError(f"{archive} did not contain the expected CIFAR-10 files; {_where_hint(root)}")
 
 
-def build(config, device, rank: int = 0, world_size: int = 1) -> DataBundle:
+def build(config, device, rank: int = 0, world_size: int = 1, emit=None) -> DataBundle:
     import torch
     from torchvision.datasets import CIFAR10
 

@@ -19,7 +19,7 @@ def load_split():
                             stratify=digits.target, random_state=SPLIT_SEED)
 
 
-def build(config, device, rank: int = 0, world_size: int = 1) -> DataBundle:
+def build(config, device, rank: int = 0, world_size: int = 1, emit=None) -> DataBundle:
     import torch
 
     from .loader import BatchTransform, TensorLoader

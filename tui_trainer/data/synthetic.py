@@ -84,7 +84,7 @@ def make_tensors(shape, num_classes: int, n: int, generator):
     return images, labels
 
 
-def build(config, device, rank: int = 0, world_size: int = 1) -> DataBundle:
+def build(config, device, rank: int = 0, world_size: int = 1, emit=None) -> DataBundle:
     import torch
 
     from .loader import BatchTransform, TensorLoader
