@@ -45,8 +45,10 @@ class DatasetFiles:
 def data_root(files: DatasetFiles, data_dir: Path) -> Path:
     """The root torchvision is given; --data-dir may also name the dataset's own folder."""
     parts = Path(files.folder).parts
-    if data_dir.parts[-len(parts):] == parts and files.present(data_dir.parents[len(parts) - 1]):
-        return data_dir.parents[len(parts) - 1]
+    if data_dir.parts[-len(parts):] == parts:
+        root = data_dir.parents[len(parts) - 1]
+        if files.present(root) or any((data_dir / r.filename).is_file() for r in files.remotes):
+            return root
     return data_dir
 
 
