@@ -87,6 +87,20 @@ def random_crop(x: torch.Tensor, offsets: torch.Tensor, padding: int,
     return x.gather(3, cols)
 
 
+def epoch_indices(n: int, generator: torch.Generator, shuffle: bool, rank: int = 0, world_size: int = 1,
+                  pad_shards: bool = True) -> torch.Tensor:
+    """This rank's sample order for one epoch: a permutation drawn from `generator` (or 0..n-1),
+    sharded round-robin over the ranks, padded with repeats to equal lengths when asked."""
+    perm = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    if world_size > 1:
+        if pad_shards:
+            total = math.ceil(n / world_size) * world_size
+            if total > n:
+                perm = torch.cat([perm, perm[: total - n]])
+        perm = perm[rank::world_size]
+    return perm
+
+
 class _Sized:
     """Stands in for `loader.dataset` where code only asks its length (the seed prints it)."""
 
@@ -153,15 +167,8 @@ class TensorLoader:
 
     # ----- iteration -----
     def _indices(self) -> torch.Tensor:
-        n = len(self.inputs)
-        perm = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        if self.world_size > 1:
-            if self.pad_shards:
-                total = math.ceil(n / self.world_size) * self.world_size
-                if total > n:
-                    perm = torch.cat([perm, perm[: total - n]])
-            perm = perm[self.rank::self.world_size]
-        return perm
+        return epoch_indices(len(self.inputs), self.generator, self.shuffle, self.rank, self.world_size,
+                             self.pad_shards)
 
     def __iter__(self):
         self.epoch_start_state = self.generator.get_state()
