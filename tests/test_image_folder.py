@@ -78,7 +78,7 @@ def test_a_train_and_val_layout_is_held_as_uint8_with_training_statistics(split_
     (info,) = events_of(emitted, "info")
     assert "24 train / 9 validation images of 3x12x12, 3 classes (train/ and val/); decoded, held on cpu" in info
     x, y = next(iter(bundle.val_loader))  # validation in file order, normalised with the training statistics
-    first = np.asarray(Image.open(split_tree / "val" / "ant" / "000.png"))
+    first = np.array(Image.open(split_tree / "val" / "ant" / "000.png"))
     want = (torch.from_numpy(first).permute(2, 0, 1).float() / 255 - torch.tensor(expected_mean).view(3, 1, 1).float()) \
         / torch.tensor(expected_std).view(3, 1, 1).float()
     torch.testing.assert_close(x[0], want, rtol=1e-4, atol=1e-4)
