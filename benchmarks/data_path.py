@@ -3,6 +3,7 @@
     python benchmarks/data_path.py                # 10,000 CIFAR-shaped images (about a minute)
     python benchmarks/data_path.py --images 50000 # a full CIFAR-10 training epoch
     python benchmarks/data_path.py --quick        # seconds; checks the script works
+    python benchmarks/data_path.py --only-folder  # just the image-folder rows (10,000 PNGs)
 
 Both sides produce the same thing from the same uint8 images: shuffled batches of 128
 float32 images (N, 3, 32, 32), randomly cropped from a 4-pixel zero-padded copy, randomly
@@ -17,6 +18,9 @@ flipped, scaled to [0, 1] and normalised with CIFAR-10's mean and std, plus int6
                RandomCrop(32, padding=4), RandomHorizontalFlip(), ToTensor(), Normalize(),
                DataLoader(batch_size=128, shuffle=True, num_workers=2,
                persistent_workers=True): the workers are started before timing begins.
+
+A second table compares the image-folder path (`tui-trainer run FOLDER`) with torchvision's
+ImageFolder + PIL + DataLoader on a folder of small PNGs: see _image_folder.py.
 
 Trials alternate the order of the sides; each trial is one full pass over the images. Target:
 ours >= 10x torchvision's samples/s, with torch's default number of intra-op threads. A third
@@ -91,7 +95,11 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, help="interleaved passes per side (default 5; quick 1)")
     p.add_argument("--workers", type=int, default=2, help="torchvision DataLoader workers (default 2)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, measures nothing")
+    p.add_argument("--folder-images", type=int, help="PNGs in the image-folder comparison (default 10000; quick 300)")
+    p.add_argument("--only-folder", action="store_true", help="run only the image-folder comparison")
     args = p.parse_args(argv)
+    if args.only_folder:
+        return folder_table(args)
     n = args.images or (512 if args.quick else 10_000)
     trials = args.trials or (1 if args.quick else 5)
 
@@ -177,6 +185,18 @@ def main(argv=None) -> int:
               "other when the OS deschedules one, so the multi-threaded figures suffer most")
     del theirs
     tmp.cleanup()
+    return folder_table(args)
+
+
+def folder_table(args) -> int:
+    import _image_folder
+
+    load_before = load_average()
+    n = args.folder_images or (300 if args.quick else 10_000)
+    print()
+    print(_image_folder.run(n, 1 if args.quick else 3, args.workers))
+    print(f"(1-minute load average {load_before} before, {load_average()} after, on {usable_cores()} cores"
+          f"{'; QUICK: tiny sizes, not a measurement' if args.quick else ''})")
     return 0
 
 

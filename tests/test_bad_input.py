@@ -72,7 +72,7 @@ def _unavailable_device() -> str:
 TINY_RUN = tuple(tiny_run_args("fresh", 1))
 ROWS = {
     "unknown-dataset": Row(("run", "imagenet"), USAGE, "unknown dataset 'imagenet'; choose one of: digits, cifar10"),
-    "unknown-model": Row(("run", "synthetic", "--model", "resnet"), USAGE, "unknown model 'resnet'; choose one of"),
+    "unknown-model": Row(("run", "synthetic", "--model", "resnet"), USAGE, "unknown model 'resnet': a family of models; choose one of resnet18, resnet34"),
     "unknown-scheduler": Row(("run", "synthetic", "--scheduler", "linear"), USAGE, "unknown scheduler 'linear'"),
     "unknown-optimizer": Row(("run", "synthetic", "--optimizer", "lion"), USAGE, "unknown optimizer 'lion'"),
     "epochs-0": Row(("run", "synthetic", "--epochs", "0"), USAGE, "--epochs must be an integer >= 1, got 0"),

@@ -65,6 +65,9 @@ def parse(text: str) -> ModelSpec:
     lowered = text.lower()
     if lowered in catalog.MODELS or lowered in torchvision_names.NAMES:
         return parse(lowered)
+    family = torchvision_names.FAMILIES.get(lowered.rstrip("*"))
+    if family:
+        raise UserError(f"unknown model '{text}': a family of models; choose one of {', '.join(family)}")
     raise UserError(f"unknown model '{text}'{did_you_mean(text, all_names())}; `tui-trainer list` shows every "
                     "model; timm:NAME and path/to/file.py:factory also work")
 
