@@ -179,29 +179,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tui-trainer: error: {printable(str(exc))}", file=sys.stderr)  # one line, whatever a path holds
         return exc.exit_code
     except UserCodeError as exc:  # the user's own code raised: their traceback, then what to do
-        _print_user_traceback(exc)
+        from .inputs import print_user_traceback
+
+        print_user_traceback(exc)
         return exc.exit_code
     except BrokenPipeError:
         return EXIT_FAILED
     except KeyboardInterrupt:  # Ctrl-C before the run's own handlers were installed
         print("tui-trainer: interrupted", file=sys.stderr)
         return EXIT_SIGINT
-
-
-def _print_user_traceback(exc: UserCodeError) -> None:
-    """The user's exception with the frames of their code, not ours (tui-trainer's frames above
-    theirs are left out), then one line saying what raised it."""
-    import traceback
-
-    from .event_io import printable
-
-    cause = exc.__cause__ or exc
-    here = str(Path(__file__).resolve().parent)
-    tb = cause.__traceback__
-    while tb is not None and tb.tb_next is not None and str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(here):
-        tb = tb.tb_next
-    traceback.print_exception(type(cause), cause, tb, file=sys.stderr)
-    print(f"tui-trainer: error: {printable(str(exc))}", file=sys.stderr)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -237,7 +223,7 @@ def cmd_list() -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import runlog
-    from .inputs import check_inputs
+    from .inputs import check_inputs, run_name_parts
 
     config = check_inputs(config_from_args(args))
     if config.run_dir:
@@ -248,7 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         root_missing = runlog.missing_dirs(Path("runs"))
         try:  # claimed with mkdir: a name no other run has, even one started in the same second
-            run_dir = runlog.default_run_dir(*_run_name_parts(config))
+            run_dir = runlog.default_run_dir(*run_name_parts(config))
         except OSError as exc:
             raise UserError(f"cannot create a run directory in runs/: {exc.strerror or exc}; "
                             "choose a writable --run-dir") from None
@@ -278,15 +264,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         if code == EXIT_USAGE:
             runlog.remove_unstarted_run(run_dir, existing, created)
     return code
-
-
-def _run_name_parts(config: RunConfig) -> tuple[str, str]:
-    """The dataset and model as a run directory's name shows them: a folder by its own name."""
-    from .config import is_image_folder
-    from .models.spec import short_name
-
-    dataset = Path(config.dataset).name if is_image_folder(config.dataset) else config.dataset
-    return dataset, short_name(config.model)
 
 
 def _refuse_a_script_run(run_dir: Path, config_path: Path) -> None:

@@ -4,6 +4,9 @@ pretrained weights cached, the user's factory returns a module with the right ou
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 
 def check_inputs(config):
     """Returns the config to record (an image folder's notes its file list); raises UserError,
@@ -13,3 +16,29 @@ def check_inputs(config):
     config = data.preflight(config)
     models.preflight(config, lambda: data.sample_shape(config))
     return config
+
+
+def run_name_parts(config) -> tuple[str, str]:
+    """The dataset and model as a run directory's name shows them: a folder by its own name."""
+    from .config import is_image_folder
+    from .models.spec import short_name
+
+    dataset = Path(config.dataset).name if is_image_folder(config.dataset) else config.dataset
+    return dataset, short_name(config.model)
+
+
+def print_user_traceback(exc) -> None:
+    """The user's exception with the frames of their code, not ours (tui-trainer's frames above
+    theirs are left out), then one line saying what raised it."""
+    import traceback
+
+    from .event_io import printable
+
+    cause = exc.__cause__ or exc
+    here = str(Path(__file__).resolve().parent)  # the tui_trainer package
+    tb = cause.__traceback__
+    while tb is not None and tb.tb_next is not None and \
+            str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(here):
+        tb = tb.tb_next
+    traceback.print_exception(type(cause), cause, tb, file=sys.stderr)
+    print(f"tui-trainer: error: {printable(str(exc))}", file=sys.stderr)
