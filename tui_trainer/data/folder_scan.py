@@ -55,13 +55,15 @@ def _listdir(folder: Path) -> list[os.DirEntry]:
 
 
 def _images_under(folder: Path, root: Path) -> list[str]:
+    """Image files below `folder`, as POSIX paths relative to `root` (plain strings: a pathlib
+    object per file costs more than listing the folder)."""
     found = []
+    prefix = os.path.relpath(folder, root).replace(os.sep, "/")
     for entry in _listdir(folder):
-        path = Path(entry.path)
         if entry.is_dir():
-            found += _images_under(path, root)
-        elif path.suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
-            found.append(path.relative_to(root).as_posix())
+            found += _images_under(Path(entry.path), root)
+        elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file():
+            found.append(entry.name if prefix == "." else f"{prefix}/{entry.name}")
     return found
 
 
@@ -170,15 +172,20 @@ def image_sizes(root: Path, files, workers: int = 8) -> list[tuple[int, int] | N
 
     from PIL import Image
 
-    def size(rel: str):
-        try:
-            with Image.open(root / rel) as im:
-                return im.size[1], im.size[0]
-        except Exception:  # noqa: BLE001 - any unreadable or unknown file is skipped and counted
-            return None
+    def sizes(chunk):  # a chunk a task: a future per file would cost more than reading its header
+        out = []
+        for rel in chunk:
+            try:
+                with Image.open(os.path.join(root, rel)) as im:
+                    out.append((im.size[1], im.size[0]))
+            except Exception:  # noqa: BLE001 - any unreadable or unknown file is skipped and counted
+                out.append(None)
+        return out
 
+    files = list(files)
+    chunks = [files[i:i + 256] for i in range(0, len(files), 256)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(size, files, chunksize=64))
+        return [size for part in pool.map(sizes, chunks) for size in part]
 
 
 DEFAULT_SIDE = 224

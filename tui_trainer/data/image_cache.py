@@ -33,6 +33,7 @@ from .folder_scan import Layout, image_sizes, target_size
 VERSION = 1
 MAGIC = b"tui-trainer image cache\n"
 MAX_HEADER = 512 * 1024 * 1024
+DECODE_CHUNK = 64  # files per decoding task
 
 
 @dataclass
@@ -165,23 +166,26 @@ def decode_all(layout: Layout, size: tuple[int, int], keep_pixels: bool, emit, s
     sums = torch.zeros((n, 2, 3), dtype=torch.float64)
     readable = [False] * n
 
-    def work(i: int) -> None:
-        if files[i] in skip:
-            return
-        try:
-            image = decode(layout.root / files[i], size)
-        except Exception:  # noqa: BLE001 - an unreadable or corrupt file is skipped and counted
-            return
-        if images is not None:
-            images[i].copy_(image)
-        flat = image.flatten(1).to(torch.float64)
-        sums[i, 0], sums[i, 1] = flat.sum(1), (flat * flat).sum(1)
-        readable[i] = True
+    def work(chunk: range) -> int:  # a chunk of files a task: a future per image costs more than a small PNG
+        for i in chunk:
+            if files[i] in skip:
+                continue
+            try:
+                image = decode(layout.root / files[i], size)
+            except Exception:  # noqa: BLE001 - an unreadable or corrupt file is skipped and counted
+                continue
+            if images is not None:
+                images[i].copy_(image)
+            flat = image.flatten(1).to(torch.float64)
+            sums[i, 0], sums[i, 1] = flat.sum(1), (flat * flat).sum(1)
+            readable[i] = True
+        return len(chunk)
 
-    last = time.monotonic()
+    chunks = [range(lo, min(lo + DECODE_CHUNK, n)) for lo in range(0, n, DECODE_CHUNK)]
+    last, done = time.monotonic(), 0
     with ThreadPoolExecutor(max_workers=decode_workers()) as pool:
-        for done, future in enumerate(as_completed([pool.submit(work, i) for i in range(n)]), start=1):
-            future.result()
+        for future in as_completed([pool.submit(work, chunk) for chunk in chunks]):
+            done += future.result()
             if time.monotonic() - last > 1.0:
                 last = time.monotonic()
                 emit(ev.Preparing(stage="decoding images", detail=f"{done:,} of {n:,}"))
