@@ -297,7 +297,7 @@ class Session:
 
     def _exit_after_hangup(self, ended: bool) -> None:
         if not ended:
-            self.done.wait(HANGUP_GRACE)
+            self.wait(HANGUP_GRACE)  # an engine not started yet has nothing to save
         self.close()
         # A hang-up on a finished run's report ends nothing: the run's own exit code.
         os._exit(self.exit_code)

@@ -15,7 +15,7 @@ from textual.widgets import ContentSwitcher, Footer, Static
 
 from ... import fmt
 from ...state import RunState
-from ...vocab import Status
+from ...vocab import Status, StopReason
 from .store import StateStore
 from .widgets.dialogs import HelpScreen, QuitScreen, key_help
 from .widgets.early_stop import EarlyStopPanel
@@ -277,7 +277,7 @@ class TrainerApp(App[int]):
         self.refresh_bindings()
 
     def action_stop(self) -> None:
-        self.control.request_stop("user")
+        self.control.request_stop(StopReason.USER.value)
         self._show_request("STOPPING…")
 
     def _when(self) -> str:
@@ -361,7 +361,7 @@ class TrainerApp(App[int]):
         self.quit_reason = reason
         self._exit_when_done = True
         if self.control is not None:
-            self.control.request_stop("quit" if reason == "quit" else "term")
+            self.control.request_stop((StopReason.QUIT if reason == "quit" else StopReason.TERM).value)
         if self.engine is None or not self.engine.running:
             self.exit(0)
         else:
