@@ -9,7 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Trainer": "tui_trainer.engine.loop",
+    "Trainer": "tui_trainer.trainer",  # the engine's, with train() wired to the views
     "train_epoch": "tui_trainer.engine.loop",
     "validate_epoch": "tui_trainer.engine.loop",
     "EarlyStopping": "tui_trainer.engine.early_stopping",

@@ -16,9 +16,7 @@ from pathlib import Path
 from . import __version__, catalog
 from .config import RunConfig, make_config, parse_shape, read_config_file
 from .errors import UserCodeError, UserError
-from .stop_signals import EXIT_SIGINT, StopSignals
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from .vocab import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, Status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -255,12 +253,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"cannot write run directory {run_dir}: {exc.strerror or exc}") from None
     code = None
     try:
-        code = _launch(args, config, run_dir, resume=False)
+        code = _launch(args, config, run_dir, lock, resume=False)
     except UserError:
         code = EXIT_USAGE
         raise
     finally:
-        lock.release()
+        lock.release()  # the run's Session gave it back already, unless the run never reached one
         if code == EXIT_USAGE:
             runlog.remove_unstarted_run(run_dir, existing, created)
     return code
@@ -333,9 +331,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise UserError(f"cannot write {config_path}: {exc.strerror or exc}; nothing was changed") from None
         lock.record_pid()
-        return _launch(args, config, run_dir, resume=True, checkpoint=chosen)
+        return _launch(args, config, run_dir, lock, resume=True, checkpoint=chosen)
     finally:
-        lock.release()
+        lock.release()  # as in cmd_run: the Session released it, unless the run never reached one
 
 
 def _under_torchrun() -> bool:
@@ -343,7 +341,8 @@ def _under_torchrun() -> bool:
     return "RANK" in os.environ and os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1")
 
 
-def _launch(args, config: RunConfig, run_dir: Path, resume: bool, checkpoint: tuple | None = None) -> int:
+def _launch(args, config: RunConfig, run_dir: Path, lock, resume: bool, checkpoint: tuple | None = None) -> int:
+    """Train in a Session that holds the claimed run directory (and, from here on, its lock)."""
     if _under_torchrun():
         from .torchrun import announce
 
@@ -351,42 +350,32 @@ def _launch(args, config: RunConfig, run_dir: Path, resume: bool, checkpoint: tu
         if problem:
             print(f"tui-trainer: error: {problem}", file=sys.stderr)
             return EXIT_USAGE
-    if wants_tui(args):
-        from .frontends.tui.launch import run_tui
+    from .session import Session
 
-        return run_tui(config, run_dir, resume=resume, checkpoint=checkpoint)
-    return run_headless(config, run_dir, resume=resume, log_format=args.log_format, checkpoint=checkpoint)
+    with Session(run_dir, lock=lock) as session:
+        if wants_tui(args):
+            from .frontends.tui.launch import run_tui
+
+            return run_tui(session, config, run_dir, resume=resume, checkpoint=checkpoint)
+        return run_headless(session, config, run_dir, resume=resume, log_format=args.log_format,
+                            checkpoint=checkpoint)
 
 
-def run_headless(config: RunConfig, run_dir: Path, *, resume: bool, log_format: str = "text",
+def run_headless(session, config: RunConfig, run_dir: Path, *, resume: bool, log_format: str = "text",
                  checkpoint: tuple | None = None) -> int:
-    from . import runlog
-    from .engine.control import Control
+    """The plain log as the session's view; training on this thread."""
     from .frontends.headless import HeadlessPrinter
-    from .runner import execute
+    from .session import config_job
 
-    control = Control()
-    log = runlog.RunLog(run_dir)
     printer = HeadlessPrinter(sys.stdout, log_format=log_format)
-    outcome = None
-    with StopSignals(control) as signals:
-        try:
-            outcome = execute(config, run_dir, [log, printer], control, resume=resume, checkpoint=checkpoint)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            log.close()
-    if signals.exit_code is not None:
-        return signals.exit_code
-    if outcome is None:
-        return EXIT_SIGINT
-    if outcome.status == "failed":
+    session.add_view(printer)
+    code = session.run(config_job(config, run_dir, resume=resume, checkpoint=checkpoint))
+    outcome = session.outcome
+    if outcome is not None and outcome.status == Status.FAILED and not printer.showed_failure:
         # One line on stderr unless the log above already ended with it (a failure during
         # training); events.jsonl records the failure either way.
-        if not printer.showed_failure:
-            print(f"tui-trainer: error: {outcome.error}", file=sys.stderr)
-        return outcome.exit_code or EXIT_FAILED
-    return EXIT_OK
+        print(f"tui-trainer: error: {outcome.error}", file=sys.stderr)
+    return code
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:

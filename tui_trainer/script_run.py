@@ -1,5 +1,5 @@
 """A Trainer run from the user's own script (`Trainer.train()`), with what `tui-trainer run`
-gives a run: a view, stop signals, and a run directory.
+gives a run: a view, stop signals, and a run directory - all through a Session (session.py).
 
 - The view: the plain log, the live console (`ui="tui"`, only where there is a terminal: in a
   pipe, a file or under a job scheduler the plain log is printed instead, as the command line
@@ -9,28 +9,37 @@ gives a run: a view, stop signals, and a run directory.
 - The run directory (the Trainer's save_dir): config.json (what a script's run can record),
   events.jsonl, the checkpoints and report.json, so `tui-trainer show DIR` replays it.
 
-The engine knows none of this; `Trainer.train` hands over to `train_from_script`.
+The engine knows none of this; the public `Trainer.train` (trainer.py) hands over to
+`train_from_script`.
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
 
 from . import events as ev
 from . import runlog
 from .errors import TrainingInterrupted
-from .stop_signals import StopSignals
+from .session import Job, Session
 
 UIS = (None, "headless", "none", "tui")
 CREATED_BY = "tui_trainer.Trainer"  # config.json of a script's run: `tui-trainer resume` cannot rebuild it
-EXIT_CODES = {"SIGINT": 130, "quit": 130, "SIGTERM": 143, "SIGHUP": 129}
 
 
 def resume_hint(run_dir: str) -> str:
     return f'trainer.train(..., resume_from="{run_dir}")'
+
+
+def fit_job(trainer, num_epochs: int, scheduler=None, early_stopping=None) -> Job:
+    """The job of a script's run: the Trainer's own fit (its sinks already hold the session's)."""
+    def job(sinks, control):
+        from .runner import Outcome
+
+        trainer.fit(num_epochs, scheduler, early_stopping)
+        return Outcome(trainer.status)
+
+    return job
 
 
 def train_from_script(trainer, num_epochs: int, scheduler=None, early_stopping=None, ui: str | None = None,
@@ -42,56 +51,41 @@ def train_from_script(trainer, num_epochs: int, scheduler=None, early_stopping=N
     console = ui == "tui" and terminal_available()
     if ui == "tui" and not console:
         ui = "headless"  # no terminal to draw on: the plain log, as the command line does
-    added: list = []
+    printer = None
     if trainer.is_main and not console and (ui == "headless" or (ui is None and not trainer.events.sinks)):
         from .frontends.headless import HeadlessPrinter
 
-        added.append(HeadlessPrinter(resume_hint=resume_hint))
+        printer = HeadlessPrinter(resume_hint=resume_hint)
     if resume_from is not None:
         _load_checkpoint(trainer, resume_from, scheduler, early_stopping)
-    run_dir = _RunDirectory.open(trainer, num_epochs, scheduler, early_stopping, fresh=resume_from is None)
-    if run_dir is not None:
-        added.append(run_dir.log)
-    for sink in added:
-        trainer.events.add(sink)
+    session, replaced = _open_session(trainer, num_epochs, scheduler, early_stopping, fresh=resume_from is None)
+    if printer is not None:
+        session.add_view(printer)
+    trainer.events.add(session.sinks)
+    job = fit_job(trainer, num_epochs, scheduler, early_stopping)
     try:
-        if run_dir is not None and run_dir.replaced:
+        if replaced:
             trainer.emit(ev.Notice(level="warning", message=f"{trainer.save_dir} held an earlier run; "
                                                             "this run's files replace its files"))
         if console:
             from .frontends.tui.launch import train_in_tui
 
-            reason = train_in_tui(trainer, num_epochs, scheduler, early_stopping)
+            train_in_tui(session, job)
         else:
-            reason = _train_with_signals(trainer, num_epochs, scheduler, early_stopping)
+            session.run(job)  # what fit raises reaches the script as it is
     finally:
-        for sink in added:
-            trainer.events.sinks.remove(sink)
-        if run_dir is not None:
-            run_dir.close()
-    if reason:
+        trainer.events.sinks.remove(session.sinks)
+        session.close()
+    if session.error is not None:  # raised on the console's engine thread
+        raise RuntimeError(f"{type(session.error).__name__}: {session.error}") from session.error
+    stop = session.interruption
+    if stop is not None:
         checkpoint = _last_checkpoint(trainer)
         if console:  # the console has closed: say on the terminal what the log would have said
             saved = f"; saved {checkpoint}; resume with {resume_hint(str(trainer.save_dir))}" if checkpoint else ""
-            print(f"tui-trainer: interrupted ({reason}){saved}", file=sys.stderr)
-        raise TrainingInterrupted(EXIT_CODES.get(reason, 130), reason, checkpoint)
+            print(f"tui-trainer: interrupted ({stop.name}){saved}", file=sys.stderr)
+        raise TrainingInterrupted(stop.exit_code, stop.name, checkpoint)
     return trainer.train_losses, trainer.train_accs, trainer.val_losses, trainer.val_accs
-
-
-def _train_with_signals(trainer, num_epochs: int, scheduler, early_stopping) -> str:
-    """fit() with the command line's stop signals (only the main thread may install them).
-    Returns the name of the first stop signal received, or ""."""
-    if threading.current_thread() is not threading.main_thread():
-        trainer.fit(num_epochs, scheduler, early_stopping)
-        return ""
-    with StopSignals(trainer.control) as signals:
-        try:
-            trainer.fit(num_epochs, scheduler, early_stopping)
-        except KeyboardInterrupt:
-            if not signals.received:
-                raise  # not one of our signals (a handler the script installed, or none was)
-            # a second signal: leave at once; what the first one saved is intact
-    return signal.Signals(signals.received[0]).name if signals.received else ""
 
 
 def _last_checkpoint(trainer) -> str:
@@ -113,36 +107,26 @@ def _load_checkpoint(trainer, run_dir, scheduler, early_stopping) -> None:
         trainer.emit(ev.Notice(level="warning", message=problem))
 
 
-class _RunDirectory:
-    """The save_dir of a script's run, held for the run: locked against other processes, with
-    config.json written and events.jsonl open."""
-
-    def __init__(self, lock, log, replaced: bool) -> None:
-        self.lock, self.log, self.replaced = lock, log, replaced
-
-    @classmethod
-    def open(cls, trainer, num_epochs: int, scheduler, early_stopping, fresh: bool) -> "_RunDirectory | None":
-        save_dir = trainer.save_dir
-        if save_dir is None or not trainer.is_main:
-            return None
-        save_dir.mkdir(parents=True, exist_ok=True)
-        lock = runlog.RunDirLock(save_dir).acquire()  # UserError if another process writes there
-        events = save_dir / runlog.EVENTS_NAME
-        replaced = fresh and (events.exists() or (save_dir / "last.pth").exists())
-        try:
-            if fresh:
-                events.unlink(missing_ok=True)  # a new run starts a new log (unlink never follows a link)
-            runlog.write_json_atomic(save_dir / runlog.CONFIG_NAME,
-                                     recorded_config(trainer, num_epochs, scheduler, early_stopping))
-            log = runlog.RunLog(save_dir)
-        except BaseException:
-            lock.release()
-            raise
-        return cls(lock, log, replaced)
-
-    def close(self) -> None:
-        self.log.close()
-        self.lock.release()
+def _open_session(trainer, num_epochs: int, scheduler, early_stopping, fresh: bool) -> tuple[Session, bool]:
+    """The session of a script's run, holding its save_dir for the run: locked against other
+    processes, config.json written, events.jsonl open. Returns (session, whether the directory
+    held an earlier run whose files this one replaces)."""
+    save_dir = trainer.save_dir
+    if save_dir is None or not trainer.is_main:
+        return Session(control=trainer.control), False
+    save_dir.mkdir(parents=True, exist_ok=True)
+    lock = runlog.RunDirLock(save_dir).acquire()  # UserError if another process writes there
+    events = save_dir / runlog.EVENTS_NAME
+    replaced = fresh and (events.exists() or (save_dir / "last.pth").exists())
+    try:
+        if fresh:
+            events.unlink(missing_ok=True)  # a new run starts a new log (unlink never follows a link)
+        runlog.write_json_atomic(save_dir / runlog.CONFIG_NAME,
+                                 recorded_config(trainer, num_epochs, scheduler, early_stopping))
+    except BaseException:
+        lock.release()
+        raise
+    return Session(save_dir, lock=lock, control=trainer.control), replaced  # it releases the lock
 
 
 def recorded_config(trainer, num_epochs: int, scheduler, early_stopping) -> dict:

@@ -8,23 +8,15 @@ the same events always give the same state.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Iterable
 
 from . import events as ev
-from . import fmt
+from .describe import describe
+from .vocab import Status
 
 STEP_WINDOW = 120  # recent step metrics kept for the sparklines
 LOG_LINES = 200  # events-panel lines kept
-
-STATUS_BY_END = {
-    "finished": "FINISHED",
-    "early_stopped": "EARLY STOPPED",
-    "stopped": "STOPPED",
-    "interrupted": "INTERRUPTED",
-}
-ACTIVE_STATUSES = ("PREPARING", "RUNNING", "PAUSED", "STOPPING")
 
 
 @dataclass(frozen=True)
@@ -37,7 +29,7 @@ class LogLine:
 @dataclass(frozen=True)
 class RunState:
     version: int = 0
-    status: str = "PREPARING"
+    run_status: Status = Status.PREPARING
     stage: str = "starting"
     stage_detail: str = ""
     phase: str = ""  # training | validating | evaluating
@@ -90,8 +82,13 @@ class RunState:
 
     # ----- derived values (pure functions of the state) -----
     @property
+    def status(self) -> str:
+        """As the status badge shows it: RUNNING, EARLY STOPPED."""
+        return self.run_status.label
+
+    @property
     def active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
+        return self.run_status.active
 
     @property
     def elapsed(self) -> float:
@@ -128,9 +125,12 @@ class RunState:
         return min(1.0, done / self.num_epochs)
 
 
-def _log(state: RunState, t: float, level: str, text: str) -> tuple[LogLine, ...]:
-    lines = state.log + (LogLine(t, level, text),)
-    return lines[-LOG_LINES:]
+def _log(state: RunState, event: ev.Event) -> tuple[LogLine, ...]:
+    """The events panel's lines after `event`: its sentence appended, if it has one."""
+    line = describe(event)
+    if line is None:
+        return state.log
+    return (state.log + (LogLine(event.t, line.level, line.text),))[-LOG_LINES:]
 
 
 def _epoch_position(state: RunState, epoch: int, step: int) -> float:
@@ -150,14 +150,11 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
         return r(state, **base, stage=event.stage, stage_detail=event.detail)
 
     if isinstance(event, ev.RunStarted):
-        what = "resumed" if event.resumed else "started"
-        text = (f"run {what}: {event.dataset} / {event.model} on {event.device}"
-                + (f", from epoch {event.start_epoch}" if event.resumed else ""))
-        return r(state, **base, status="RUNNING", stage="running", info=event, started_t=t,
+        return r(state, **base, run_status=Status.RUNNING, stage="running", info=event, started_t=t,
                  epoch=event.start_epoch, num_epochs=event.num_epochs,
                  steps=event.steps_per_epoch, lr=event.lr, lr_plan=event.lr_plan,
                  report=None, end=None, error="", paused_since=None, **_history(state, event),
-                 log=_log(state, t, "info", text))
+                 log=_log(state, event))
 
     if isinstance(event, ev.EpochStarted):
         return r(state, **base, epoch=event.epoch, num_epochs=event.num_epochs, steps=event.steps,
@@ -190,30 +187,15 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
         )
         if event.samples_per_sec:
             changes["samples_per_sec"] = event.samples_per_sec
-        log = state.log
-        if event.is_best:
-            value = (f"val_loss {event.val_loss:.4f}" if event.monitor == "val_loss"
-                     else f"val acc {event.val_acc:.2f}%")
-            log = _log(state, t, "good", f"new best: {value} at epoch {event.epoch}")
-        return r(state, **base, **changes, log=log)
+        return r(state, **base, **changes, log=_log(state, event))
 
     if isinstance(event, ev.EarlyStopUpdate):
-        log = state.log
-        if event.triggered:
-            log = _log(state, t, "warning",
-                       f"early stopping: no improvement in {event.monitor} for {event.counter} epochs")
-        return r(state, **base, early_stop=event, log=log)
+        return r(state, **base, early_stop=event, log=_log(state, event))
 
     if isinstance(event, ev.CheckpointSaved):
-        where = f"epoch {event.epoch}" + (f", step {event.step}" if event.step else "")
-        log = state.log
-        # last.pth is written every epoch and best_model.pth with every "new best" line: logging
-        # them would drown the rest.
-        if event.kind not in ("last", "best"):
-            log = _log(state, t, "info", f"saved {event.kind} checkpoint {os.path.basename(event.path)} ({where})")
         manual = event if event.kind == "manual" else state.last_manual_save
         return r(state, **base, last_checkpoint=event.path, last_manual_save=manual,
-                 checkpoints_saved=state.checkpoints_saved + 1, log=log)
+                 checkpoints_saved=state.checkpoints_saved + 1, log=_log(state, event))
 
     if isinstance(event, ev.LrChanged):
         pos = _epoch_position(state, event.epoch, event.step)
@@ -221,46 +203,36 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
         if event.reason == "manual" and event.old_lr > 0:
             plan = scale_plan_from(plan, pos, event.new_lr / event.old_lr)
         return r(state, **base, lr=event.new_lr, lr_plan=plan,
-                 lr_changes=state.lr_changes + ((pos, event.new_lr, event.reason),),
-                 log=_log(state, t, "info",
-                          f"LR {fmt.lr(event.old_lr)} -> {fmt.lr(event.new_lr)} ({event.reason})"))
+                 lr_changes=state.lr_changes + ((pos, event.new_lr, event.reason),), log=_log(state, event))
 
     if isinstance(event, ev.Paused):
-        return r(state, **base, status="PAUSED", paused_since=t, log=_log(state, t, "info", paused_text(event)))
+        return r(state, **base, run_status=Status.PAUSED, paused_since=t, log=_log(state, event))
 
     if isinstance(event, ev.Resumed):
         paused_total = state.paused_total + (t - state.paused_since if state.paused_since is not None else 0.0)
-        status = "RUNNING" if state.status == "PAUSED" else state.status
-        return r(state, **base, status=status, paused_since=None, paused_total=paused_total,
-                 log=_log(state, t, "info", f"resumed after {event.paused_for:.1f}s"))
+        status = Status.RUNNING if state.run_status is Status.PAUSED else state.run_status
+        return r(state, **base, run_status=status, paused_since=None, paused_total=paused_total,
+                 log=_log(state, event))
 
     if isinstance(event, ev.StopRequested):
-        text = {"user": "stop requested: finishing the step, then the final report",
-                "quit": "quit requested: saving last.pth",
-                "signal": "signal received: saving and stopping"}.get(event.reason, f"stop: {event.reason}")
-        paused = _close_pause(state, t)
-        return r(state, **base, status="STOPPING", **paused, log=_log(state, t, "warning", text))
+        return r(state, **base, run_status=Status.STOPPING, **_close_pause(state, t), log=_log(state, event))
 
     if isinstance(event, ev.Notice):
-        return r(state, **base, log=_log(state, t, event.level, event.message))
+        return r(state, **base, log=_log(state, event))
 
     if isinstance(event, ev.SystemSample):
         return r(state, **base, system=event)
 
     if isinstance(event, ev.EvaluationReport):
-        return r(state, **base, report=event, phase="",
-                 log=_log(state, t, "good",
-                          f"final evaluation: accuracy {event.accuracy * 100:.2f}%, weighted F1 {event.f1:.4f}"))
+        return r(state, **base, report=event, phase="", log=_log(state, event))
 
     if isinstance(event, ev.RunFinished):
-        status = STATUS_BY_END.get(event.status, event.status.upper())
-        return r(state, **base, status=status, end=event, phase="", **_close_pause(state, t),
-                 log=_log(state, t, "good" if event.status != "interrupted" else "warning",
-                          f"run {status.lower()} after {fmt.plural(event.epochs_completed, 'epoch')}"))
+        return r(state, **base, run_status=Status.of_end(event.status), end=event, phase="",
+                 **_close_pause(state, t), log=_log(state, event))
 
     if isinstance(event, ev.RunFailed):
-        return r(state, **base, status="FAILED", error=event.error, phase="", **_close_pause(state, t),
-                 log=_log(state, t, "error", event.error))
+        return r(state, **base, run_status=Status.FAILED, error=event.error, phase="", **_close_pause(state, t),
+                 log=_log(state, event))
 
     return r(state, **base)
 
@@ -298,13 +270,6 @@ def scale_plan_from(plan: tuple[tuple[float, float], ...], pos: float,
     # the LR in force at `pos`: the last planned point at or before it (an LR holds until the next)
     current = (at or before)[-1][1] if (at or before) else plan[0][1]
     return before + at[:-1] + ((pos, current), (pos, current * factor)) + later
-
-
-def paused_text(event: ev.Paused) -> str:
-    """Where the run paused; step 0 is the boundary before the epoch starts."""
-    if event.step == 0:
-        return f"paused before epoch {event.epoch}"
-    return f"paused at epoch {event.epoch}, step {event.step}"
 
 
 def _close_pause(state: RunState, t: float) -> dict:

@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import UserError
-from .stop_signals import StopSignals
-
-# Follower exit codes for the stop signals (as the headless CLI's).
+from .vocab import Status
 
 
 def run_command(args, command: Callable) -> int:
@@ -110,22 +108,17 @@ def _prepare(context, config, run_dir: Path) -> str:
 
 
 def run_follower(context, config, run_dir: Path, resume: bool) -> int:
-    """A rank other than 0: train without a console; print only this rank's own error."""
-    from .engine.control import Control
-    from .runner import execute
+    """A rank other than 0: train without a console or a record (rank 0 writes the run
+    directory); print only this rank's own error. Its Session's Control is fed by this
+    process's signals; the exchanges carry a stop to every rank."""
+    from .session import Session, config_job
 
-    control = Control()  # fed by this process's signals; the exchanges carry a stop to every rank
-    outcome = None
-    with StopSignals(control, keep_ignored=False) as signals:
-        try:
-            outcome = execute(config, run_dir, [], control, resume=resume, dist=context, system_interval=None)
-        except KeyboardInterrupt:
-            pass
-    if outcome is not None and outcome.status == "failed":
+    with Session(honour_ignored_signals=False) as session:
+        code = session.run(config_job(config, run_dir, resume=resume, dist=context, system_interval=None,
+                                      record_sinks=False))
+    outcome = session.outcome
+    if outcome is not None and outcome.status == Status.FAILED:
         # A UserError is the same on every rank (rank 0 shows it) or recorded for rank 0 to show.
         if not context.peer_failed and outcome.exit_code != UserError.exit_code:
             print(f"tui-trainer: rank {context.rank}: error: {outcome.error}", file=sys.stderr, flush=True)
-        return outcome.exit_code or 1
-    if signals.exit_code is not None:
-        return signals.exit_code
-    return 0 if outcome is not None else 130
+    return code

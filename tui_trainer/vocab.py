@@ -12,7 +12,12 @@ from __future__ import annotations
 from enum import Enum
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM = 129, 130, 143
+EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM = 129, 130, 143  # 128 + the signal's number, as shells report it
+
+
+def signal_exit_code(signum: int) -> int:
+    """The exit code of a process that a signal ended, as a shell reports it (SIGTERM: 143)."""
+    return 128 + int(signum)
 
 
 class Status(str, Enum):
@@ -38,6 +43,12 @@ class Status(str, Enum):
         return self in (Status.PREPARING, Status.RUNNING, Status.PAUSED, Status.STOPPING)
 
     @property
+    def counts_as_done(self) -> bool:
+        """The run reached an end of its own or the user's choosing (exit 0, "done" on screen):
+        not cut short by a signal or a quit, and not failed."""
+        return self in (Status.FINISHED, Status.EARLY_STOPPED, Status.STOPPED)
+
+    @property
     def words(self) -> str:
         """How a run ended, to finish the sentence "run ... after 12 epochs"."""
         return _ENDED_WORDS.get(self, self.value.replace("_", " "))
@@ -51,6 +62,16 @@ class Status(str, Enum):
     @classmethod
     def from_label(cls, label: str) -> "Status":
         return cls(label.strip().lower().replace(" ", "_"))
+
+    @classmethod
+    def of_end(cls, word: str) -> "Status":
+        """How a run ended, from `RunFinished.status`. A word this version does not know (a
+        hand-edited events.jsonl) reads as interrupted: neither done nor failed."""
+        try:
+            status = cls(word)
+        except ValueError:
+            return cls.INTERRUPTED
+        return status if not status.active else cls.INTERRUPTED
 
     def __str__(self) -> str:
         return self.value

@@ -118,21 +118,6 @@ class Trainer(StepLoop, Evaluation, Persistence):
     def raw_model(self) -> torch.nn.Module:
         return _unwrap(self.model)
 
-    def train(self, num_epochs: int, scheduler=None, early_stopping: EarlyStopping | None = None,
-              ui: str | None = None, resume_from: str | os.PathLike | None = None):
-        """Run training; returns (train_losses, train_accs, val_losses, val_accs) like the seed.
-
-        ui: None prints a plain log when no sinks were given; "headless" prints it anyway; "tui"
-        opens the live console (the plain log where there is no terminal); "none" stays silent.
-        resume_from: a run directory whose newest checkpoint to continue from.
-        With a save_dir, the run directory gets config.json, events.jsonl, checkpoints and
-        report.json. SIGTERM, SIGHUP and Ctrl-C save last.pth and raise TrainingInterrupted
-        (a SystemExit with exit code 143, 129 or 130). See tui_trainer/script_run.py.
-        """
-        from ..script_run import train_from_script
-
-        return train_from_script(self, num_epochs, scheduler, early_stopping, ui, resume_from)
-
     def fit(self, num_epochs: int, scheduler=None, early_stopping: EarlyStopping | None = None):
         self.num_epochs = num_epochs
         self.scheduler = scheduler

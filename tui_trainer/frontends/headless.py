@@ -11,8 +11,10 @@ from typing import Callable, TextIO
 
 from .. import events as ev
 from .. import fmt
+from ..describe import checkpoint_place, describe
 from ..event_io import printable_event
-from ..state import RunState, paused_text, reduce
+from ..state import RunState, reduce
+from ..vocab import Status
 
 EPOCH_HEADER = (f"{'epoch':>9}  {'train_loss':>10}  {'train_acc':>9}  {'val_loss':>9}  {'val_acc':>8}  "
                 f"{'lr':>9}  {'time':>7}  {'samples/s':>9}")
@@ -101,65 +103,40 @@ class HeadlessPrinter:
                     f"{fmt.metric(e.val_loss, 9):>9}  {e.val_acc:7.2f}%  {fmt.lr(e.lr):>9}  "
                     f"{fmt.duration(e.epoch_time):>7}  {sps:>9}{mark}")
 
-    def _on_EarlyStopUpdate(self, e: ev.EarlyStopUpdate) -> None:
-        if e.triggered:
-            self._print(f"early stopping: {e.monitor} has not improved for {e.counter} epochs "
-                        f"(best {fmt.metric(e.best_score)} at epoch {e.best_epoch})")
+    def _say(self, e: ev.Event) -> None:
+        """The event's sentence (describe.py), as the console's events panel shows it too."""
+        line = describe(e)
+        if line is not None:
+            self._print(line.text)
+
+    _on_EarlyStopUpdate = _on_LrChanged = _on_Paused = _on_Resumed = _on_StopRequested = _say
 
     def _on_CheckpointSaved(self, e: ev.CheckpointSaved) -> None:
+        # a record rather than a sentence: the full path, to copy (every epoch's last.pth and
+        # every new best's best_model.pth would drown the log)
         if e.kind in ("periodic", "manual"):
-            where = f"epoch {e.epoch}" + (f", step {e.step}" if e.step else "")
-            self._print(f"checkpoint: {e.path} ({e.kind}, {where})")
-
-    def _on_LrChanged(self, e: ev.LrChanged) -> None:
-        self._print(f"learning rate {fmt.lr(e.old_lr)} -> {fmt.lr(e.new_lr)} ({e.reason}, epoch {e.epoch})")
-
-    def _on_Paused(self, e: ev.Paused) -> None:
-        self._print(paused_text(e))
-
-    def _on_Resumed(self, e: ev.Resumed) -> None:
-        self._print(f"resumed after {fmt.duration(e.paused_for)}")
-
-    def _on_StopRequested(self, e: ev.StopRequested) -> None:
-        self._print({"user": "stop requested: finishing the step, saving, then the final evaluation",
-                     "signal": "interrupt received: finishing the step, saving last.pth, then the report "
-                               "(interrupt again to exit at once)",
-                     "term": "terminate received: saving last.pth and exiting",
-                     "quit": "quit: saving last.pth"}.get(e.reason, f"stopping ({e.reason})"))
+            self._print(f"checkpoint: {e.path} ({e.kind}, {checkpoint_place(e)})")
 
     def _on_Notice(self, e: ev.Notice) -> None:
         if e.level in ("warning", "error"):
-            self._print(f"{e.level}: {e.message}")
+            self._print(f"{e.level}: {describe(e).text}")
 
     def _on_EvaluationReport(self, e: ev.EvaluationReport) -> None:
         for line in report_lines(e):
             self._print(line)
 
     def _on_RunFinished(self, e: ev.RunFinished) -> None:
-        self._print(finish_line(e))
-        if e.status == "interrupted" and e.last_checkpoint:
+        self._say(e)
+        if Status.of_end(e.status) is Status.INTERRUPTED and e.last_checkpoint:
             self._print(f"resume with: {self.resume_hint(self.state.info.run_dir if self.state.info else '')}")
 
     def _on_RunFailed(self, e: ev.RunFailed) -> None:
         if not self._started:
             return  # a setup error (bad input): the CLI prints it once, on stderr
         self.showed_failure = True
-        self._print(f"error: {e.error}")
+        self._print(f"error: {describe(e).text}")
         if e.last_checkpoint:
             self._print(f"last good checkpoint: {e.last_checkpoint}")
-
-
-def finish_line(e: ev.RunFinished) -> str:
-    """The outcome in one line: how the run ended, after how long, and its best epoch. The log
-    ends with it, and so does the console's terminal once the console closes."""
-    words = {"finished": "finished", "early_stopped": "stopped early", "stopped": "stopped by the user",
-             "interrupted": "interrupted"}.get(e.status, e.status)
-    best = ""
-    if e.best_epoch and e.monitor == "val_loss" and e.best_val_loss is not None:
-        best = f"; best val_loss {fmt.metric(e.best_val_loss)} at epoch {e.best_epoch} (val acc {e.best_val_acc:.2f}%)"
-    elif e.best_epoch:
-        best = f"; best val acc {e.best_val_acc:.2f}% at epoch {e.best_epoch}"
-    return f"run {words} after {fmt.plural(e.epochs_completed, 'epoch')} in {fmt.duration(e.elapsed)}{best}"
 
 
 MAX_TABLE_WIDTH = 100  # a confusion matrix wider than this with full names uses indices and a legend

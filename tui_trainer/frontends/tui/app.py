@@ -1,21 +1,21 @@
 """The live console. The App is thin: it polls the StateStore, hands each panel the newest
-RunState, maps keys onto the Control, and runs the engine in a Textual thread worker."""
+RunState, and maps keys onto the Control. The run belongs to a Session (session.py), which
+trains on a thread of its own: the App starts it once its first frame is up, and is told when
+it is done."""
 
 from __future__ import annotations
 
 import os
-import threading
-from typing import Callable
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import ContentSwitcher, Footer, Static
-from textual.worker import Worker, WorkerState
 
 from ... import fmt
 from ...state import RunState
+from ...vocab import Status, StopReason
 from .store import StateStore
 from .widgets.dialogs import HelpScreen, QuitScreen, key_help
 from .widgets.early_stop import EarlyStopPanel
@@ -37,6 +37,10 @@ class StateWake(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, StateWake)
+
+
+class EngineDone(Message):
+    """The engine thread has returned: the run is over (or never started)."""
 
 
 class TrainerApp(App[int]):
@@ -62,30 +66,49 @@ class TrainerApp(App[int]):
         Binding("ctrl+z", "suspend", "Suspend", show=False, tooltip="Suspend to the shell; fg brings it back"),
     ]
 
-    def __init__(self, store: StateStore, control=None, job: Callable[[], object] | None = None, *,
+    def __init__(self, store: StateStore, control=None, engine=None, *,
                  poll_interval: float = 0.25, follow=None) -> None:
-        """follow: for `show` of a run another process is writing, an object whose `read()`
+        """engine: the Session training the run (`start(on_done)`, `running`, `outcome`, `error`,
+        `detach(console)`); None for a replay or a scene.
+        follow: for `show` of a run another process is writing, an object whose `read()`
         returns the events appended since the last call and whose `live` says whether the
         writer still holds the run directory."""
         super().__init__()
         self.store = store
         self.control = control
-        self.job = job
+        self.engine = engine
         self.poll_interval = poll_interval
         self.follow = follow
         self._awaiting = set()  # "save", "lr": keys pressed whose result the engine has not shown yet
         self._suspend_when_paused = False
         self._resume_after_suspend = False
-        self.outcome = None
         self.quit_reason = ""  # quit | signal name, when the user or a signal ended the run
         self.requested = ""  # what a key asked for, shown until the engine confirms it
         self._shown_version = -1
         self._shown_status = ""
         self._exit_when_done = False
-        self._worker: Worker | None = None
-        self.engine_done = threading.Event()  # set when the job returned (or failed)
-        if job is not None:
+        if engine is not None:
             store.wake = lambda name: self.post_message(StateWake())
+
+    # ----- as a client of the run's Session (session.py's Console) -----
+    @property
+    def sink(self) -> StateStore:
+        return self.store
+
+    @property
+    def quit_requested(self) -> bool:
+        return self.quit_reason == "quit"
+
+    def leave(self, why: str) -> None:
+        """A stop signal came: save last.pth, then close once the engine has."""
+        self.quit_and_save(why)
+
+    @property
+    def outcome(self):
+        """How the engine ended: its Outcome, or what it raised; None while it runs."""
+        if self.engine is None:
+            return None
+        return self.engine.error if self.engine.error is not None else self.engine.outcome
 
     # ----- layout -----
     def compose(self) -> ComposeResult:
@@ -117,21 +140,13 @@ class TrainerApp(App[int]):
         if self.follow is not None:
             self.set_interval(FOLLOW_INTERVAL, self._read_followed)
         self.app_resume_signal.subscribe(self, self._back_from_suspend)
-        if self.job is not None:
+        if self.engine is not None:
             # After the first frame: the engine's first act is importing torch, which holds the
             # GIL for seconds and would keep the screen blank until it is done.
             self.call_after_refresh(self._start_engine)
 
     def _start_engine(self) -> None:
-        self._worker = self.run_worker(self._run_job, thread=True, exit_on_error=False, name="engine",
-                                       group="engine")
-
-    def _run_job(self):
-        try:
-            self.outcome = self.job()
-        finally:
-            self.engine_done.set()
-        return self.outcome
+        self.engine.start(on_done=lambda: self.post_message(EngineDone()))
 
     def on_resize(self, event) -> None:
         self._apply_size(event.size.width, event.size.height)
@@ -192,12 +207,12 @@ class TrainerApp(App[int]):
     def _status_changed(self, state: RunState) -> None:
         previous, self._shown_status = self._shown_status, state.status
         self.requested = ""
-        if state.status == "STOPPING" and self._exit_when_done:
+        if state.run_status is Status.STOPPING and self._exit_when_done:
             self.requested = "QUITTING…"
-        if state.status == "PAUSED" and self._suspend_when_paused:
+        if state.run_status is Status.PAUSED and self._suspend_when_paused:
             self._suspend_when_paused = False
             self.call_later(self._suspend_now)
-        if not state.active and previous in ("RUNNING", "PAUSED", "STOPPING", "PREPARING", ""):
+        if not state.active and (previous == "" or Status.from_label(previous).active):
             if state.report is not None and not self._exit_when_done:
                 self.query_one(ContentSwitcher).current = "report"
         self.refresh_bindings()
@@ -230,7 +245,7 @@ class TrainerApp(App[int]):
             if action in ("pause", "resume") and (action == "resume") != self.control.paused:
                 return False  # the other one of the two is in the footer
             state = self.store.snapshot()
-            return True if state.status in ("RUNNING", "PAUSED") else None
+            return True if state.run_status in (Status.RUNNING, Status.PAUSED) else None
         # d is Report on the dashboard and Dashboard on the report: the footer names where it goes
         on_report = self.query_one(ContentSwitcher).current == "report"
         if action == "toggle_view":
@@ -248,25 +263,25 @@ class TrainerApp(App[int]):
 
     def action_pause(self) -> None:
         self.control.pause()
-        if self.store.snapshot().status != "PAUSED":
+        if self.store.snapshot().run_status is not Status.PAUSED:
             self._show_request("PAUSING…")
         self.refresh_bindings()
 
     def action_resume(self) -> None:
         self.control.resume()
         self._resume_after_suspend = False
-        if self.store.snapshot().status == "PAUSED":
+        if self.store.snapshot().run_status is Status.PAUSED:
             self._show_request("RESUMING…")
         else:
             self._show_request("")  # a pause asked for and taken back before the engine paused
         self.refresh_bindings()
 
     def action_stop(self) -> None:
-        self.control.request_stop("user")
+        self.control.request_stop(StopReason.USER.value)
         self._show_request("STOPPING…")
 
     def _when(self) -> str:
-        return "now" if self.store.snapshot().status == "PAUSED" else "at the next step"
+        return "now" if self.store.snapshot().run_status is Status.PAUSED else "at the next step"
 
     def action_checkpoint(self) -> None:
         self._save_seen = self.store.snapshot().last_manual_save
@@ -292,7 +307,7 @@ class TrainerApp(App[int]):
         """Ctrl+Z: pause the training first (so the time away counts as paused, not as a slow
         step), then stop the process as a shell expects; `fg` brings it back and resumes."""
         state = self.store.snapshot()
-        if self.running and state.status == "RUNNING" and not self.control.paused:
+        if self.running and state.run_status is Status.RUNNING and not self.control.paused:
             self._resume_after_suspend = True
             self._suspend_when_paused = True
             self.control.pause()
@@ -346,24 +361,20 @@ class TrainerApp(App[int]):
         self.quit_reason = reason
         self._exit_when_done = True
         if self.control is not None:
-            self.control.request_stop("quit" if reason == "quit" else "term")
-        if self._worker is None or self._worker.state not in (WorkerState.PENDING, WorkerState.RUNNING):
+            self.control.request_stop((StopReason.QUIT if reason == "quit" else StopReason.TERM).value)
+        if self.engine is None or not self.engine.running:
             self.exit(0)
         else:
             self._show_request("QUITTING…")
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self._worker:
-            return
-        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            if event.state == WorkerState.ERROR and self.outcome is None:
-                self.outcome = event.worker.error
-            self.refresh_view(force=True)
-            self.refresh_bindings()
-            if self._exit_when_done:
-                self.exit(0)
+    def on_engine_done(self, message: EngineDone) -> None:
+        self.refresh_view(force=True)
+        self.refresh_bindings()
+        if self._exit_when_done:
+            self.exit(0)
 
     def on_unmount(self) -> None:
-        # However the app ends, the engine thread must end too, or the process outlives the UI.
-        if self.control is not None and self.running and self.control.stop_reason is None:
-            self.control.request_stop("quit")
+        # However the app ends, the run's Session hears of it: it decides what the console
+        # leaving means for the engine thread (today: stop, or the process outlives the UI).
+        if self.engine is not None:
+            self.engine.detach(self)

@@ -1,60 +1,18 @@
-"""Starting the console: for a CLI run, for a user's own Trainer, and for a finished run."""
+"""Starting the console: for a CLI run, for a user's own Trainer, and for a finished run.
+
+A live run's console is one client of the run's Session (session.py): the Session owns the
+run directory, the engine thread, the stop signals and the exit code; the console shows the
+events and turns keys into Control calls."""
 
 from __future__ import annotations
 
 import ctypes
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
-
-EXIT_CODES = {"quit": 130, "SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
-
 
 # Step metrics reach the console twice a second: each update redraws the progress bars and
 # sparklines, and on a machine whose cores all train, UI time is training time.
 CONSOLE_PROGRESS_INTERVAL = 0.5
-HANGUP_GRACE = 60.0  # seconds the engine gets to save after the terminal went away
-
-
-def _install_signal_handlers(app, on_hangup=None):
-    """SIGTERM, SIGHUP (the SSH connection dropped) and SIGINT save last.pth and leave.
-    The handlers only set flags; the engine acts on them at its next step boundary.
-
-    After a hang-up the terminal is gone and the UI can neither draw nor restore it (its
-    writes would block forever), so once the engine has saved, the process exits directly."""
-    def handler(signum, frame):
-        name = signal.Signals(signum).name
-        if app.quit_reason:
-            return
-        ended = app.engine_done.is_set()  # the run is over and its report on screen: nothing to save
-        app.quit_and_save(name)
-        if signum == signal.SIGHUP:
-            threading.Thread(target=_exit_after_engine, args=(app, on_hangup, ended), daemon=True).start()
-
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        previous[sig] = signal.signal(sig, handler)
-    return previous
-
-
-def _exit_after_engine(app, on_hangup, ended: bool = False) -> None:
-    app.engine_done.wait(HANGUP_GRACE)
-    if on_hangup is not None:
-        on_hangup()
-    if not ended:
-        os._exit(EXIT_CODES["SIGHUP"])
-    # Closing the terminal on a finished run's report ends nothing: the run's own exit code.
-    outcome = app.outcome
-    failed = isinstance(outcome, BaseException) or getattr(outcome, "status", "") == "failed"
-    os._exit((getattr(outcome, "exit_code", 0) or 1) if failed else 0)
-
-
-def _restore_signal_handlers(previous) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
-
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 
@@ -74,111 +32,94 @@ def share_malloc_arena() -> None:
         pass
 
 
-def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), trainer_options=None, checkpoint=None):
-    """The console for a CLI run, as the CLI builds it (tests use this too).
-    Returns (app, store, control, run_log)."""
-    from ...engine.control import Control
-    from ...runlog import RunLog
-    from ...runner import execute
+def console_app(session):
+    """The console as a client of `session`: its view of the events, keys on its Control."""
     from .app import TrainerApp
     from .store import StateStore
 
-    control = Control()
-    store = StateStore()
+    app = TrainerApp(StateStore(), session.control, session)
+    session.attach(app)
+    return app
+
+
+def config_job_for_console(config, run_dir: Path, *, resume: bool = False, checkpoint=None, trainer_options=None):
+    from ...session import config_job
+
+    return config_job(config, run_dir, resume=resume, checkpoint=checkpoint,
+                      trainer_options={"progress_interval": CONSOLE_PROGRESS_INTERVAL, **(trainer_options or {})})
+
+
+def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), trainer_options=None, checkpoint=None):
+    """The console for a CLI run, as the CLI builds it (tests use this too; the run directory
+    is not locked). Returns (app, store, control, session)."""
+    from ...session import Session
+
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    log = RunLog(run_dir)
-
-    def job():
-        try:
-            return execute(config, run_dir, [log, store, *extra_sinks], control, resume=resume, checkpoint=checkpoint,
-                           trainer_options={"progress_interval": CONSOLE_PROGRESS_INTERVAL, **(trainer_options or {})})
-        finally:
-            log.close()
-
-    return TrainerApp(store, control, job), store, control, log
+    session = Session(run_dir)
+    session.job = config_job_for_console(config, run_dir, resume=resume, checkpoint=checkpoint,
+                                         trainer_options=trainer_options)
+    app = console_app(session)
+    for sink in extra_sinks:
+        session.add_view(sink)
+    return app, app.store, session.control, session
 
 
-def run_tui(config, run_dir: Path, *, resume: bool = False, checkpoint=None) -> int:
+def run_tui(session, config, run_dir: Path, *, resume: bool = False, checkpoint=None) -> int:
+    """The console for a CLI run in `session`; returns the exit code once it has closed."""
     share_malloc_arena()
-    app, store, control, log = build_app(config, run_dir, resume=resume, checkpoint=checkpoint)
-    previous = _install_signal_handlers(app, on_hangup=log.close)
-    try:
-        app.run()
-    finally:
-        control.request_stop("quit")  # in case the app died before the engine finished
-        _restore_signal_handlers(previous)
-        log.close()
-    return _exit_code(app, store)
+    app = console_app(session)
+    session.run_with_console(app, config_job_for_console(config, run_dir, resume=resume, checkpoint=checkpoint))
+    return _exit_code(app, app.store)
 
 
 def _exit_code(app, store) -> int:
     """What the terminal shows once the console has closed, and the process's exit code."""
-    outcome = app.outcome
+    from ...vocab import Status
+
+    session = app.engine
+    session.wait()
     state = store.snapshot()
-    if isinstance(outcome, BaseException):
-        print(f"tui-trainer: error: {type(outcome).__name__}: {outcome}", file=sys.stderr)
-        return 1
-    if outcome is not None and getattr(outcome, "status", "") == "failed":
+    if session.error is not None:
+        print(f"tui-trainer: error: {type(session.error).__name__}: {session.error}", file=sys.stderr)
+        return session.exit_code
+    outcome = session.outcome
+    if outcome is not None and outcome.status == Status.FAILED:
         print(f"tui-trainer: error: {outcome.error}", file=sys.stderr)
-        return outcome.exit_code or 1
+        return session.exit_code
     print_outcome(state)
-    if app.quit_reason and state.status in ("INTERRUPTED", "STOPPING", "PREPARING", "RUNNING", "PAUSED"):
-        if state.last_checkpoint and state.info is not None:
-            print(f"tui-trainer: run saved; resume with: tui-trainer resume {state.info.run_dir}", file=sys.stderr)
-        return EXIT_CODES.get(app.quit_reason, 130)
-    return 0
+    if session.interruption is not None and state.last_checkpoint and state.info is not None:
+        print(f"tui-trainer: run saved; resume with: tui-trainer resume {state.info.run_dir}", file=sys.stderr)
+    return session.exit_code
 
 
 def print_outcome(state) -> None:
     """The headless log's last line (status, epochs, time, best epoch) and the run directory:
     the screen that showed them is gone once the console closes."""
-    from ..headless import finish_line
+    from ...describe import describe
 
     if state.end is None:
         return
-    print(finish_line(state.end))
+    print(describe(state.end).text)
     if state.info is not None and state.info.run_dir:
         print(f"run directory {state.info.run_dir}")
 
 
 def build_trainer_app(trainer, num_epochs: int, scheduler=None, early_stopping=None):
     """The console around a Trainer from the user's own script (no run directory needed)."""
-    from ...runner import Outcome
-    from .app import TrainerApp
-    from .store import StateStore
+    from ...script_run import fit_job
+    from ...session import Session
 
-    store = StateStore()
-    trainer.events.add(store)
-
-    def job():
-        try:
-            trainer.fit(num_epochs, scheduler, early_stopping)
-            return Outcome(trainer.status)
-        except Exception as exc:  # noqa: BLE001 - shown in the app, re-raised by train_in_tui
-            return Outcome("failed", f"{type(exc).__name__}: {exc}", 1)
-
-    return TrainerApp(store, trainer.control, job)
+    session = Session(control=trainer.control)
+    trainer.events.add(session.sinks)
+    session.job = fit_job(trainer, num_epochs, scheduler, early_stopping)
+    return console_app(session)
 
 
-def train_in_tui(trainer, num_epochs: int, scheduler=None, early_stopping=None) -> str:
-    """Open the console for a Trainer built in the user's own script (script_run.py calls this).
-    Returns "" when the run ended on its own (finished, stopped with `s`, early-stopped), else
-    what cut it short: "quit", "SIGTERM" or "SIGINT" (after a hang-up the process has exited)."""
+def train_in_tui(session, job) -> None:
+    """Open the console for a Trainer built in the user's own script (script_run.py calls this);
+    the session says how the run ended."""
     share_malloc_arena()
-    app = build_trainer_app(trainer, num_epochs, scheduler, early_stopping)
-    previous = _install_signal_handlers(app)
-    try:
-        app.run()
-    finally:
-        trainer.control.request_stop("quit")
-        _restore_signal_handlers(previous)
-    outcome = app.outcome
-    if outcome is not None and getattr(outcome, "status", "") == "failed":
-        raise RuntimeError(outcome.error)
-    if app.quit_reason and app.store.snapshot().status in ("INTERRUPTED", "STOPPING", "PREPARING", "RUNNING",
-                                                           "PAUSED"):
-        return app.quit_reason
-    return ""
+    session.run_with_console(console_app(session), job)
 
 
 def build_show_app(run_dir: Path):

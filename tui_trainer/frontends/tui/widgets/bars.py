@@ -7,6 +7,8 @@ import functools
 from rich.style import Style
 from rich.text import Span, Text
 
+from ....vocab import Status
+
 FULL, EMPTY = "█", "░"
 
 
@@ -30,15 +32,15 @@ def level_style(value: float | None, warn: float, hot: float) -> str:
 
 
 STATUS_STYLES = {
-    "PREPARING": "bold black on cyan",
-    "RUNNING": "bold black on green",
-    "PAUSED": "bold black on yellow",
-    "STOPPING": "bold black on dark_orange",
-    "FINISHED": "bold white on blue",
-    "EARLY STOPPED": "bold white on blue",
-    "STOPPED": "bold white on blue",
-    "INTERRUPTED": "bold black on yellow",
-    "FAILED": "bold white on red",
+    Status.PREPARING: "bold black on cyan",
+    Status.RUNNING: "bold black on green",
+    Status.PAUSED: "bold black on yellow",
+    Status.STOPPING: "bold black on dark_orange",
+    Status.FINISHED: "bold white on blue",
+    Status.EARLY_STOPPED: "bold white on blue",
+    Status.STOPPED: "bold white on blue",
+    Status.INTERRUPTED: "bold black on yellow",
+    Status.FAILED: "bold white on red",
 }
 
 

@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from .... import fmt
 from ....state import RunState
+from ....vocab import Status
 
 
 @dataclass(frozen=True)
@@ -26,16 +27,17 @@ class KeyHelp:
 def key_help(state: RunState, *, can_control: bool, pause_requested: bool) -> list[KeyHelp]:
     """What each key does in the run's current state (the help screen's rows)."""
     rows: list[KeyHelp] = []
-    live = can_control and state.status in ("RUNNING", "PAUSED")
+    status = state.run_status
+    live = can_control and status in (Status.RUNNING, Status.PAUSED)
     if not can_control:
         why = "a read-only view of the run's events: no training to control from here"
-    elif state.status == "PREPARING":
+    elif status is Status.PREPARING:
         why = "not yet: the run is starting"
-    elif state.status == "STOPPING":
+    elif status is Status.STOPPING:
         why = "not any more: the run is stopping"
     else:
-        why = f"not any more: the run {state.status.lower()}"
-    paused = state.status == "PAUSED"
+        why = f"not any more: the run {status.words}"
+    paused = status is Status.PAUSED
     if not live:
         rows.append(KeyHelp("p / space", f"pause or resume — {why}", False))
     elif paused and pause_requested:

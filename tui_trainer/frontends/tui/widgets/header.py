@@ -85,7 +85,7 @@ class StatusHeader(Horizontal):
 
     @staticmethod
     def status_text(state: RunState, requested: str = "", note: str = "") -> Text:
-        style = "bold black on yellow" if requested else STATUS_STYLES.get(state.status, "bold")
+        style = "bold black on yellow" if requested else STATUS_STYLES.get(state.run_status, "bold")
         text = Text(f" {requested or state.status} ", style=style)
         if note:
             text.append(f" {note} ", style="bold black on magenta")

@@ -27,9 +27,6 @@ def line_bar(fraction: float, width: int, style: str) -> Text:
     return text
 
 
-ENDED_AS_PLANNED = ("FINISHED", "EARLY STOPPED", "STOPPED")
-
-
 class ProgressPanel(StatePanel, Static):
     DEFAULT_CSS = """
     ProgressPanel { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
@@ -98,4 +95,4 @@ def eta_text(state: RunState, stale: bool = False) -> str:
     """The time left; "done" only for a run that ended as planned (not a failed or cut one)."""
     if state.active:
         return "--" if stale else fmt.duration(state.eta)
-    return "done" if state.status in ENDED_AS_PLANNED else "--"
+    return "done" if state.run_status.counts_as_done else "--"

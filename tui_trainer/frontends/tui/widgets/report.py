@@ -12,12 +12,10 @@ from textual.widgets import Static
 
 from .... import events as ev
 from .... import fmt
+from ....describe import describe
 from ....state import RunState
 from .bars import frozen
 from .charts import HistoryChart
-
-END_WORDS = {"FINISHED": "finished", "EARLY STOPPED": "stopped early", "STOPPED": "stopped by you",
-             "INTERRUPTED": "interrupted", "FAILED": "failed"}
 
 
 # Cell colours: (text, background) pairs whose contrast ratio is at least 4.5:1 (WCAG AA) in
@@ -81,10 +79,10 @@ def class_table(report: ev.EvaluationReport) -> Table:
 
 
 def summary_text(state: RunState) -> Text:
+    """The scores, then how the run ended in the sentence the log ends with (describe.py)."""
     r = state.report
     text = Text()
     text.append("Final report", style="bold")
-    text.append(f" — run {END_WORDS.get(state.status, state.status.lower())}", style="bold cyan")
     if r is not None:
         text.append("  ·  accuracy ")
         text.append(f"{r.accuracy * 100:.2f}%", style="bold green")
@@ -93,15 +91,11 @@ def summary_text(state: RunState) -> Text:
         text.append(f"  ·  best model from epoch {r.best_epoch}, {r.split} set ({sum(r.support):,} samples), "
                     f"loss {fmt.metric(r.loss)}")
     if state.end is not None:
-        text.append(f"\n{fmt.plural(state.end.epochs_completed, 'epoch')} in {_dur(state.end.elapsed)}", style="grey70")
-        if state.info and state.info.run_dir:
-            text.append(f"  ·  run directory {state.info.run_dir}", style="grey70")
+        text.append(f"\n{describe(state.end).text}", style="bold cyan")
+    if state.info and state.info.run_dir:
+        text.append(f"\nrun directory {state.info.run_dir}", style="grey70")
     text.append("\npress d for the dashboard, q to quit", style="grey50")
     return text
-
-
-def _dur(seconds: float) -> str:
-    return fmt.duration(seconds)
 
 
 class ReportPanel(VerticalScroll):
