@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list datasets and models")
     show = sub.add_parser("show", help="open a finished run's dashboard from its events.jsonl")
     show.add_argument("run_dir")
+    from .commands import register_all
+
+    register_all(sub)
     return parser
 
 
@@ -210,6 +213,8 @@ def _main(argv: list[str] | None) -> int:
         return cmd_diagnose(args)
     if args.command == "show":
         return cmd_show(args)
+    if getattr(args, "func", None) is not None:  # a command of tui_trainer.commands
+        return args.func(args)
     raise UserError(f"unknown command {args.command}")
 
 
