@@ -184,7 +184,7 @@ def cmd_list() -> int:
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, dist=None) -> int:
     from . import data, runlog
 
     config = config_from_args(args)
@@ -218,7 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"cannot write run directory {run_dir}: {exc.strerror or exc}") from None
     code = None
     try:
-        code = _launch(args, config, run_dir, resume=False)
+        code = _launch(args, config, run_dir, resume=False, dist=dist)
     except UserError:
         code = EXIT_USAGE
         raise
@@ -245,7 +245,7 @@ def _refuse_a_script_run(run_dir: Path, config_path: Path) -> None:
                         f'cannot rebuild; continue it from the script: trainer.train(..., resume_from="{run_dir}")')
 
 
-def cmd_resume(args: argparse.Namespace) -> int:
+def cmd_resume(args: argparse.Namespace, dist=None) -> int:
     """Every check comes before the first write: a refused resume leaves the run directory as it
     was, byte for byte (lock file, log, config and checkpoints alike)."""
     from . import data, runlog
@@ -295,7 +295,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise UserError(f"cannot write {config_path}: {exc.strerror or exc}; nothing was changed") from None
         lock.record_pid()
-        return _launch(args, config, run_dir, resume=True, checkpoint=chosen)
+        return _launch(args, config, run_dir, resume=True, checkpoint=chosen, dist=dist)
     finally:
         lock.release()
 
@@ -305,23 +305,25 @@ def _under_torchrun() -> bool:
     return "RANK" in os.environ and os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1")
 
 
-def _launch(args, config: RunConfig, run_dir: Path, resume: bool, checkpoint: tuple | None = None) -> int:
-    if _under_torchrun():
+def _launch(args, config: RunConfig, run_dir: Path, resume: bool, checkpoint: tuple | None = None,
+            dist=None) -> int:
+    """dist: this process's torchrun context (rank 0's), None alone."""
+    if dist is not None:
         from .torchrun import announce
 
-        problem = announce(config, run_dir, resume)  # rank 0: tell the other processes what to run
+        problem = announce(dist, config, run_dir, resume)  # rank 0: tell the other processes what to run
         if problem:
             print(f"tui-trainer: error: {problem}", file=sys.stderr)
             return EXIT_USAGE
     if wants_tui(args):
         from .frontends.tui.launch import run_tui
 
-        return run_tui(config, run_dir, resume=resume, checkpoint=checkpoint)
-    return run_headless(config, run_dir, resume=resume, log_format=args.log_format, checkpoint=checkpoint)
+        return run_tui(config, run_dir, resume=resume, checkpoint=checkpoint, dist=dist)
+    return run_headless(config, run_dir, resume=resume, log_format=args.log_format, checkpoint=checkpoint, dist=dist)
 
 
 def run_headless(config: RunConfig, run_dir: Path, *, resume: bool, log_format: str = "text",
-                 checkpoint: tuple | None = None) -> int:
+                 checkpoint: tuple | None = None, dist=None) -> int:
     from . import runlog
     from .engine.control import Control
     from .frontends.headless import HeadlessPrinter
@@ -333,7 +335,7 @@ def run_headless(config: RunConfig, run_dir: Path, *, resume: bool, log_format: 
     outcome = None
     with StopSignals(control) as signals:
         try:
-            outcome = execute(config, run_dir, [log, printer], control, resume=resume, checkpoint=checkpoint)
+            outcome = execute(config, run_dir, [log, printer], control, resume=resume, checkpoint=checkpoint, dist=dist)
         except KeyboardInterrupt:
             pass
         finally:

@@ -74,9 +74,10 @@ def share_malloc_arena() -> None:
         pass
 
 
-def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), trainer_options=None, checkpoint=None):
+def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), trainer_options=None, checkpoint=None,
+              dist=None):
     """The console for a CLI run, as the CLI builds it (tests use this too).
-    Returns (app, store, control, run_log)."""
+    Returns (app, store, control, run_log). dist: rank 0's torchrun context, None alone."""
     from ...engine.control import Control
     from ...runlog import RunLog
     from ...runner import execute
@@ -91,16 +92,16 @@ def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), tr
     def job():
         try:
             return execute(config, run_dir, [log, store, *extra_sinks], control, resume=resume, checkpoint=checkpoint,
-                           trainer_options={"progress_interval": CONSOLE_PROGRESS_INTERVAL, **(trainer_options or {})})
+                           dist=dist, trainer_options={"progress_interval": CONSOLE_PROGRESS_INTERVAL, **(trainer_options or {})})
         finally:
             log.close()
 
     return TrainerApp(store, control, job), store, control, log
 
 
-def run_tui(config, run_dir: Path, *, resume: bool = False, checkpoint=None) -> int:
+def run_tui(config, run_dir: Path, *, resume: bool = False, checkpoint=None, dist=None) -> int:
     share_malloc_arena()
-    app, store, control, log = build_app(config, run_dir, resume=resume, checkpoint=checkpoint)
+    app, store, control, log = build_app(config, run_dir, resume=resume, checkpoint=checkpoint, dist=dist)
     previous = _install_signal_handlers(app, on_hangup=log.close)
     try:
         app.run()
