@@ -30,6 +30,9 @@ class Checkpointing:
         self.header = header  # the checkpoint's own fields: format, class names, config, ...
         self.writer = CheckpointWriter()
         self.writes = save_dir is not None and process.is_main
+        # The weights best_model.pth got in this session (every process keeps them): the end of
+        # the run restores them from memory rather than reading the file back.
+        self.best_weights: dict | None = None
 
     @property
     def failed(self) -> bool:
@@ -42,13 +45,15 @@ class Checkpointing:
         for stale in ckpt.clean_stale_temporaries(self.save_dir):
             self.emit(ev.Notice(level="warning", message=f"removed {stale.name} left by an interrupted save"))
 
-    def snapshot_weights(self, model) -> dict | None:
+    def snapshot_weights(self, model, is_best: bool) -> dict | None:
         """The model's weights as they are now (early stopping may put older ones back before
         the epoch's checkpoints are queued; they must hold this epoch's)."""
-        return clone_tensors(model.state_dict()) if self.writes else None
+        return clone_tensors(model.state_dict()) if self.writes or (is_best and self.save_dir is not None) else None
 
     def save_epoch(self, parts, state, is_best: bool, weights: dict | None = None) -> None:
         epoch = state.epoch
+        if is_best and self.save_dir is not None:
+            self.best_weights = weights
         files = []
         if is_best:
             files.append(("best_model.pth", "best"))
@@ -119,10 +124,15 @@ class Checkpointing:
             self.save(parts, state, [(name, "periodic")], wait=True)
             self.emit(ev.Notice(level="info", message=f"wrote {name}, which the interrupted run had not saved"))
 
-    def load_best(self, model, device) -> bool:
-        """Put best_model.pth's weights into `model`; False without one."""
+    def load_best(self, model, device, state=None) -> bool:
+        """Put best_model.pth's weights into `model`; False without one. state: the run's
+        TrainState, when the weights this session saved there may be restored from memory."""
         if self.save_dir is None:
             return False
+        if self.best_weights is not None and state is not None:
+            model.load_state_dict(self.best_weights)
+            self._loaded(state.best_epoch, state.best_val_loss, state.best_val_acc)
+            return True
         self.finish()
         self.process.barrier()  # the main process has written it
         path = self.save_dir / "best_model.pth"
@@ -130,11 +140,13 @@ class Checkpointing:
             return False
         data = ckpt.load_run_checkpoint(path, map_location=device, resumable=False)
         model.load_state_dict(data["model_state_dict"])
-        loss = data.get("best_val_loss")
-        self.emit(ev.Notice(level="info", message=f"loaded the best model (epoch {data.get('best_epoch')}, "
-                                                  + (f"val_loss {loss:.4f}, " if loss is not None else "")
-                                                  + f"val acc {data.get('best_val_acc', 0):.2f}%)"))
+        self._loaded(data.get("best_epoch"), data.get("best_val_loss"), data.get("best_val_acc", 0))
         return True
+
+    def _loaded(self, epoch, loss, acc) -> None:
+        self.emit(ev.Notice(level="info", message=f"loaded the best model (epoch {epoch}, "
+                                                  + (f"val_loss {loss:.4f}, " if loss is not None else "")
+                                                  + f"val acc {acc:.2f}%)"))
 
     def newest(self) -> str:
         if self.save_dir is None:

@@ -83,6 +83,7 @@ class EpochLoop:
         model, criterion, control, process = self.model, self.criterion, self.control, self.process
         steps, K, meter, checkpoints = self.steps, self.accum_steps, self.throughput, self.checkpointing
         window = MetricWindow()
+        limit, interval, skip_nan, autocast = window.max_elements, self.progress_interval, self.skip_nan, self.autocast
         sums = state.sums  # a resumed epoch starts from its saved sums and step
         step = state.step_in_epoch
         model.train()
@@ -101,10 +102,10 @@ class EpochLoop:
                     group = min(K, steps - step + 1)  # the last group of an epoch may be short
                 last_in_group = (step - 1) % K == group - 1
                 with (_NULL if last_in_group else process.no_sync(model)):
-                    with self.autocast():
+                    with autocast():
                         out = model(x)
                         loss = criterion(out, y)
-                    if self.skip_nan and not bool(torch.isfinite(loss)):
+                    if skip_nan and not bool(torch.isfinite(loss)):
                         sums.skipped += 1
                         if not last_in_group:
                             continue
@@ -120,12 +121,14 @@ class EpochLoop:
                     if control.pending or checkpoints.failed:
                         self.boundary.service(state, epoch, step,
                                               flush=lambda: self._read(state, window, epoch, step, steps))
-                if window.full or time.perf_counter() - last_report >= self.progress_interval:
+                if window.elements > limit or time.perf_counter() - last_report >= interval:
                     self._read(state, window, epoch, step, steps, report=True)
+                    checkpoints.poll()  # announce the files written meanwhile (or stop on a failed write)
                     last_report = time.perf_counter()
             # the epoch's last steps are reported too: an epoch shorter than the progress interval
             # still gives the step sparklines a point
             self._read(state, window, epoch, step, steps, report=True)
+            checkpoints.poll()
         finally:
             window.clear()
         return self._totals(state)

@@ -279,10 +279,11 @@ class Trainer:
                     break
         except StopTraining as stop:
             status, want_report = stop.reason.status, stop.reason.report
-        self.checkpointing.finish()
         self.status = status
-        if want_report:
-            self._final_report()
+        report = self._final_report() if want_report else None
+        self.checkpointing.finish()  # the report was worked out while the last checkpoints were written
+        if report is not None and self.save_dir is not None and self.is_main:
+            self._write_report(report)
         self.emit(ev.RunFinished(status=status, epochs_completed=state.epoch, best_epoch=state.best_epoch,
                                  best_val_acc=state.best_val_acc, elapsed=time.perf_counter() - run_started,
                                  last_checkpoint=self.checkpointing.newest(), best_val_loss=state.best_val_loss,
@@ -315,7 +316,7 @@ class Trainer:
             train_time=trained.seconds, val_time=val_time, samples_per_sec=trained.samples_per_sec,
             is_best=is_best, best_epoch=state.best_epoch, best_val_acc=state.best_val_acc, skipped=trained.skipped,
             best_val_loss=state.best_val_loss, monitor=state.monitor))
-        weights = self.checkpointing.snapshot_weights(self.raw_model)  # before early stopping may restore older ones
+        weights = self.checkpointing.snapshot_weights(self.raw_model, is_best)  # before early stopping restores older ones
         stop = self._early_stopping_update(epoch, is_best, result)
         # Also when early stopping ends the run here: last.pth is always the end of the newest epoch.
         self.checkpointing.save_epoch(self._parts, state, is_best, weights)
@@ -369,14 +370,14 @@ class Trainer:
         if self.compiled:
             self.emit(ev.Notice(level="info", message="torch.compile: the first steps compile the model"))
 
-    def _final_report(self) -> None:
+    def _final_report(self) -> ev.EvaluationReport | None:
         """The report on the weights the run leaves in the model (the best epoch's, restored from
         best_model.pth): that epoch's validation result, kept since, without another pass."""
         state = self.state
         if state.epoch == 0:
-            return  # stopped before any epoch finished: nothing to report on
+            return None  # stopped before any epoch finished: nothing to report on
         try:
-            if self.checkpointing.load_best(self.raw_model, self.device):
+            if self.checkpointing.load_best(self.raw_model, self.device, state):
                 self._weights_epoch = state.best_epoch
         except ckpt.CheckpointError as exc:  # damaged on disk since it was written: report on what we have
             self.emit(ev.Notice(level="warning", message=f"{exc}; evaluating the current weights instead"))
@@ -384,12 +385,13 @@ class Trainer:
         confusion, loss = self._result_of_the_weights()
         result = classification_metrics_from_confusion(confusion.cpu().numpy(), self.class_names)
         self.report = result
+        self.checkpointing.poll()  # the checkpoints already written are announced before the report
         event = report_event(result, "validation", loss, state.best_epoch)
         self.emit(event)
-        if self.save_dir is not None and self.is_main:
-            self._write_report(event)
+        return event
 
     def _write_report(self, event: ev.EvaluationReport) -> None:
+        """report.json, once every checkpoint it reports on is on disk."""
         from ..runlog import write_json_atomic
 
         state = self.state
