@@ -217,3 +217,56 @@ def test_a_checkpoint_is_the_registry_of_parts_plus_a_header(tmp_path, blobs):
     assert all(torch.equal(a, saved["model_state_dict"][k]) for k, a in again["model_state_dict"].items())
     assert torch.equal(again["best_confusion"], saved["best_confusion"])
     assert again["early_stopping"]["best_epoch"] == saved["early_stopping"]["best_epoch"]
+
+
+# ----------------------------------------------------------------------------- earlier run directories
+V1_RUN = Path(__file__).parent / "data" / "v1-run"  # written by the previous version: see data/make_v1_run.py
+
+
+def test_a_run_directory_of_the_previous_checkpoint_format_resumes(tmp_path, cli):
+    """Checkpoint format 1 kept the manual LR factor inside the optimizer's and the torch
+    scheduler's state; it is converted on load: the resumed epochs follow the same schedule with
+    the same factor, the history carries over, and the run ends with its report."""
+    import math
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(V1_RUN, run_dir)
+    old = torch.load(run_dir / "last.pth", map_location="cpu", weights_only=True)
+    assert old["format_version"] == 1 and old["epoch"] == 2 and "lr_factor" not in old
+
+    result = cli("resume", run_dir, "--headless", "--log-format", "json")
+    assert result.code == 0, result.out[-2000:] + result.err
+    ends = [e for e in ev.read_events(run_dir / "events.jsonl") if isinstance(e, ev.EpochEnd)]
+    assert [e.epoch for e in ends] == [1, 2, 3, 4]
+    factor = math.prod(c["factor"] for c in old["manual_lr_changes"])
+    assert factor == 0.5
+    for e in ends[2:]:  # cosine over 4 epochs from lr 0.05, halved by hand
+        assert e.lr == pytest.approx(0.05 * factor * (1 + math.cos(math.pi * (e.epoch - 1) / 4)) / 2, rel=1e-12)
+    new = torch.load(run_dir / "last.pth", map_location="cpu", weights_only=True)
+    assert new["format_version"] == 2 and new["epoch"] == 4 and new["lr_factor"] == factor
+    assert {k: v[:2] for k, v in new["history"].items()} == old["history"]
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["status"] == "finished" and report["epochs_completed"] == 4
+    assert sum(map(sum, report["confusion_matrix"])) == 48
+
+
+def test_a_plateau_schedule_of_the_previous_format_keeps_its_cuts():
+    from torch.optim import lr_scheduler as sched
+
+    from tui_trainer.engine.checkpoint_fields import upgrade
+    from tui_trainer.engine.plateau import Plateau
+
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    torch_plateau = sched.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
+    for loss in (1.0, 1.0, 1.0, 0.5, 0.6):
+        torch_plateau.step(loss)
+    changes = [{"epoch": 1, "step": 0, "factor": 2.0, "lr": 0.2, "reason": "manual"},
+               {"epoch": 2, "step": 4, "factor": 0.5, "lr": 0.1, "reason": "plateau"},
+               {"epoch": 3, "step": 4, "factor": 0.5, "lr": 0.05, "reason": "plateau"}]
+    v1 = {"format_version": 1, "manual_lr_changes": changes, "scheduler_state_dict": torch_plateau.state_dict()}
+    converted = upgrade(v1)
+    assert converted["lr_factor"] == 2.0 and converted["format_version"] == 2 and v1["format_version"] == 1
+    plateau = Plateau(patience=0)
+    plateau.load_state_dict(converted["scheduler_state_dict"])
+    assert (plateau.scale, plateau.best, plateau.bad_epochs) == (0.25, 0.5, torch_plateau.num_bad_epochs)

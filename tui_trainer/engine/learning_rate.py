@@ -13,8 +13,6 @@ place that reads it. The schedule is one of:
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .lr_schedules import Schedule, constant, sample_plan
@@ -69,9 +67,12 @@ class TorchSchedule:
         return {"schedule": "torch", "torch": state, "view": list(self.view), "factor_in_view": self.factor_in_view}
 
     def load_state_dict(self, state: dict) -> None:
-        if hasattr(self.scheduler, "load_state_dict") and isinstance(state.get("torch"), dict):
+        kind = state.get("schedule")
+        if kind not in ("torch", "version 1"):
+            return  # a built-in schedule's state: nothing a torch scheduler can take
+        if hasattr(self.scheduler, "load_state_dict"):
             self.scheduler.load_state_dict(state["torch"])
-        if state.get("schedule") == "version 1":
+        if kind == "version 1":
             # The optimizer (loaded first) holds the scheduler's last LR, manual factor included.
             self.view = [group["lr"] for group in self.optimizer.param_groups]
             self.factor_in_view = float(state.get("manual_factor", 1.0))
@@ -160,7 +161,3 @@ class LearningRate:
 
     def load_state_dict(self, state: dict) -> None:
         self.schedule.load_state_dict(state)
-
-
-def finite_positive(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0

@@ -28,8 +28,9 @@ from .control import Control
 from .early_stopping import MONITORS, EarlyStopping
 from .epoch import PROGRESS_INTERVAL, EpochLoop, OptimizerStep
 from .evaluation import Validator, validate_epoch
+from .final_report import FinalReport
 from .learning_rate import LearningRate
-from .metrics import classification_metrics_from_confusion, report_event
+from .metrics import classification_metrics_from_confusion
 from .outcomes import CheckpointWriteError, StopTraining, StopValidation
 from .parts import LoaderState, RandomState, StatefulParts
 from .precision import Precision, resolve_precision
@@ -103,8 +104,6 @@ class Trainer:
         self.report: dict | None = None
         self.throughput = Throughput()
         self.checkpointing = Checkpointing(self.save_dir, checkpoint_every, self.process, self.emit, self._header)
-        self._last_result = None  # the latest epoch's validation
-        self._weights_epoch = 0  # the epoch whose weights the model holds
 
     # ------------------------------------------------------------------ the seed's names
     @property
@@ -176,7 +175,7 @@ class Trainer:
             self.state.restart_epoch()  # the data order cannot resume mid-epoch: the epoch starts over
         if not self.is_main:
             self.state.sums = type(self.state.sums)()  # the saved sums are every rank's: the main one carries them
-        self._weights_epoch = self.state.epoch
+        self.checkpointing.best_weights = None  # the best model is the checkpoint's now
 
     def save_checkpoint(self, epoch: int, is_best: bool = False) -> None:
         """The seed's method: a periodic checkpoint for (0-based) `epoch`, and best_model.pth."""
@@ -253,6 +252,8 @@ class Trainer:
         self._validator = Validator(self.val_loader, self.criterion, self.device, self.precision.autocast,
                                     self.process, limit_batches=self.limit_batches,
                                     channels_last=self.channels_last, num_classes=self.num_classes)
+        self._report = FinalReport(checkpointing=self.checkpointing, validator=self._validator,
+                                   class_names=self.class_names, emit=self.emit)
 
     def _fit(self) -> None:
         state, es = self.state, self.early_stopping
@@ -261,7 +262,7 @@ class Trainer:
         if es is not None:
             es.sync_epoch(state.epoch)
         resumed_mid_epoch = state.step_in_epoch > 0
-        self._weights_epoch = state.epoch
+        self._report.validated(state.epoch, None)  # the model holds the weights of the state it resumes
         self.lr.apply(state)
         self._emit_started()
         self.checkpointing.restore_missing_periodic(self._parts, state, resumed_mid_epoch)
@@ -280,10 +281,12 @@ class Trainer:
         except StopTraining as stop:
             status, want_report = stop.reason.status, stop.reason.report
         self.status = status
-        report = self._final_report() if want_report else None
+        report = None
+        if want_report and state.epoch > 0:  # a run stopped before its first epoch ended has nothing to report
+            report, self.report = self._report.make(state, self.model, self.raw_model, self.device)
         self.checkpointing.finish()  # the report was worked out while the last checkpoints were written
         if report is not None and self.save_dir is not None and self.is_main:
-            self._write_report(report)
+            self._report.write(self.save_dir / "report.json", report, state, status)
         self.emit(ev.RunFinished(status=status, epochs_completed=state.epoch, best_epoch=state.best_epoch,
                                  best_val_acc=state.best_val_acc, elapsed=time.perf_counter() - run_started,
                                  last_checkpoint=self.checkpointing.newest(), best_val_loss=state.best_val_loss,
@@ -308,7 +311,7 @@ class Trainer:
         val_time = time.perf_counter() - t1
         min_delta = self.early_stopping.min_delta if self.early_stopping is not None else 0.0
         is_best = state.end_epoch(epoch, trained.loss, trained.accuracy, result, min_delta)
-        self._last_result, self._weights_epoch = result, epoch
+        self._report.validated(epoch, result)
         self._lr_after_epoch(epoch, result.loss)
         self.emit(ev.EpochEnd(
             epoch=epoch, num_epochs=self.num_epochs, train_loss=trained.loss, train_acc=trained.accuracy,
@@ -337,7 +340,7 @@ class Trainer:
         value, other = (result.accuracy, result.loss) if self.monitor == "val_acc" else (result.loss, result.accuracy)
         stop = es.update(is_best, value, self.raw_model, other)  # the same decision as is_best
         if stop and es.restore_best_weights and es.best_weights is not None:
-            self._weights_epoch = self.state.best_epoch
+            self._report.validated(self.state.best_epoch, None)  # early stopping put the best weights back
         self.emit(ev.EarlyStopUpdate(
             epoch=epoch, counter=es.counter, patience=es.patience, best_score=es.best_loss,
             best_epoch=es.best_epoch, min_delta=es.min_delta, monitor=self.monitor, improved=is_best,
@@ -369,53 +372,6 @@ class Trainer:
         ))
         if self.compiled:
             self.emit(ev.Notice(level="info", message="torch.compile: the first steps compile the model"))
-
-    def _final_report(self) -> ev.EvaluationReport | None:
-        """The report on the weights the run leaves in the model (the best epoch's, restored from
-        best_model.pth): that epoch's validation result, kept since, without another pass."""
-        state = self.state
-        if state.epoch == 0:
-            return None  # stopped before any epoch finished: nothing to report on
-        try:
-            if self.checkpointing.load_best(self.raw_model, self.device, state):
-                self._weights_epoch = state.best_epoch
-        except ckpt.CheckpointError as exc:  # damaged on disk since it was written: report on what we have
-            self.emit(ev.Notice(level="warning", message=f"{exc}; evaluating the current weights instead"))
-        self.emit(ev.Preparing(stage="evaluating", detail="final evaluation of the best model"))
-        confusion, loss = self._result_of_the_weights()
-        result = classification_metrics_from_confusion(confusion.cpu().numpy(), self.class_names)
-        self.report = result
-        self.checkpointing.poll()  # the checkpoints already written are announced before the report
-        event = report_event(result, "validation", loss, state.best_epoch)
-        self.emit(event)
-        return event
-
-    def _write_report(self, event: ev.EvaluationReport) -> None:
-        """report.json, once every checkpoint it reports on is on disk."""
-        from ..runlog import write_json_atomic
-
-        state = self.state
-        data = ev.to_dict(event)
-        data.pop("event")
-        data.update({"best_epoch": state.best_epoch, "best_val_acc": state.best_val_acc,
-                     "best_val_loss": state.best_val_loss, "monitor": state.monitor,
-                     "epochs_completed": state.epoch, "status": self.status, "history": state.history.as_dict()})
-        try:
-            write_json_atomic(self.save_dir / "report.json", data)
-        except OSError as exc:
-            self.emit(ev.Notice(level="error", message=f"could not write report.json: {exc}"))
-
-    def _result_of_the_weights(self) -> tuple[torch.Tensor, float]:
-        state, last = self.state, self._last_result
-        if self._weights_epoch == state.best_epoch and state.best_confusion is not None:
-            return state.best_confusion, state.best_val_loss
-        if last is not None and self._weights_epoch == state.epoch and last.confusion is not None:
-            return last.confusion, last.loss
-        # Weights whose result is not kept (a checkpoint of an earlier version): validate them once.
-        result = self._validator.run(self.model, Control(), state.epoch)
-        if result.confusion is None:
-            return torch.zeros(1, 1, dtype=torch.int64), result.loss
-        return result.confusion, result.loss
 
     # seed-compatible helper used by train_epoch below
     def _epoch_for_api(self, epoch: int) -> tuple[float, float]:
