@@ -82,6 +82,7 @@ class EpochLoop:
     def run(self, state, epoch: int, num_epochs: int) -> EpochTotals:
         model, criterion, control, process = self.model, self.criterion, self.control, self.process
         steps, K, meter, checkpoints = self.steps, self.accum_steps, self.throughput, self.checkpointing
+        device, channels_last, scaler = self.device, self.channels_last, self.scaler
         window = MetricWindow()
         limit, interval, skip_nan, autocast = window.max_elements, self.progress_interval, self.skip_nan, self.autocast
         sums = state.sums  # a resumed epoch starts from its saved sums and step
@@ -97,7 +98,9 @@ class EpochLoop:
                     break
                 step += 1
                 state.step_in_epoch = step
-                x, y = self._to_device(x, y)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 if (step - 1) % K == 0:
                     group = min(K, steps - step + 1)  # the last group of an epoch may be short
                 last_in_group = (step - 1) % K == group - 1
@@ -110,7 +113,10 @@ class EpochLoop:
                         if not last_in_group:
                             continue
                     else:
-                        self._backward(loss / group if group > 1 else loss)
+                        # Without accumulation the loss is not divided: exact, and the division's
+                        # autograd node would cost more than the rest of the step's bookkeeping.
+                        scaled = loss / group if group > 1 else loss
+                        (scaler.scale(scaled) if scaler is not None else scaled).backward()
                         window.add(loss, out, y)
                 if last_in_group:
                     self.optimizer_step(state)
@@ -132,18 +138,6 @@ class EpochLoop:
         finally:
             window.clear()
         return self._totals(state)
-
-    def _to_device(self, x: torch.Tensor, y: torch.Tensor):
-        x = x.to(self.device, non_blocking=True)
-        y = y.to(self.device, non_blocking=True)
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, y
-
-    def _backward(self, loss: torch.Tensor) -> None:
-        # Without accumulation the loss is not divided: exact, but the division's autograd node
-        # costs more than the rest of the step's bookkeeping on a small model.
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def _read(self, state, window: MetricWindow, epoch: int, step: int, steps: int, report: bool = False) -> None:
         """Fold the steps waiting on the device into the epoch's sums; `report`: emit them as a
