@@ -91,6 +91,11 @@ class CheckpointWriter:
         if self.failure is not None:
             raise self.failure
 
+    def forget_failure(self) -> None:
+        """A new run on the same Trainer (after a full disk was cleared, say) writes again."""
+        with self._cond:
+            self.failure = None
+
     def _run(self) -> None:
         while True:
             with self._cond:

@@ -39,6 +39,7 @@ class Checkpointing:
         return self.writer.failure is not None
 
     def prepare(self) -> None:
+        self.writer.forget_failure()
         if not self.writes:
             return
         self.save_dir.mkdir(parents=True, exist_ok=True)
