@@ -154,8 +154,8 @@ def torture(workdir: Path, kills: int, epochs: int = 6, seed: int = 0, reference
     Kill moments, in turn: during the process's first checkpoint write; at a random moment of
     its start-up (torch loading, reading the checkpoint, building data and model); during its
     first periodic checkpoint write (after best_model.pth, before last.pth); at a random moment within 1.5 epochs of training starting (training, validation,
-    saves). The last tenth of the kills wait for the final report and land within 5 ms of its
-    start (the best model read back, report.json, the end of the log). A kill costs at most about one
+    saves). The last tenth of the kills wait for the final report and land within 2 ms of its
+    start (the best model read back, report.json, the end of the log: a few milliseconds). A kill costs at most about one
     epoch of progress, so a run of kills/2 + 4 epochs outlasts the kills."""
     rng = random.Random(seed)
     run_dir = workdir / "run"
@@ -187,9 +187,9 @@ def torture(workdir: Path, kills: int, epochs: int = 6, seed: int = 0, reference
                         logged_since(run_dir, offset, b'"event":"RunStarted"'):
                     deadline = time.monotonic() + rng.uniform(0, 1.5 * epoch_seconds)
                 if mode == "late" and logged_since(run_dir, offset, b'"stage":"evaluating"'):
-                    time.sleep(rng.uniform(0, 0.005))
+                    time.sleep(rng.uniform(0, 0.002))
                     break
-                time.sleep(0.0005 if mode in ("save", "periodic") else 0.002)
+                time.sleep(0.0005 if mode in ("save", "periodic", "late") else 0.002)
             if proc.poll() is None:
                 kill(proc)
                 counts.kills += 1

@@ -48,13 +48,18 @@ class Checkpointing:
 
     def snapshot_weights(self, model, is_best: bool) -> dict | None:
         """The model's weights as they are now (early stopping may put older ones back before
-        the epoch's checkpoints are queued; they must hold this epoch's)."""
-        return clone_tensors(model.state_dict()) if self.writes or (is_best and self.save_dir is not None) else None
+        the epoch's checkpoints are queued; they must hold this epoch's). Every process keeps the
+        best epoch's, to restore them at the end without reading best_model.pth back."""
+        state = model.state_dict()
+        kept = is_best and self.save_dir is not None and _on_host(state)
+        return clone_tensors(state) if self.writes or kept else None
 
     def save_epoch(self, parts, state, is_best: bool, weights: dict | None = None) -> None:
         epoch = state.epoch
         if is_best and self.save_dir is not None:
-            self.best_weights = weights
+            # Kept in host memory only: an accelerator's memory is too dear for a second copy of the
+            # weights for the whole run, so there the end of the run reads best_model.pth back.
+            self.best_weights = weights if weights is not None and _on_host(weights) else None
         files = []
         if is_best:
             files.append(("best_model.pth", "best"))
@@ -154,3 +159,7 @@ class Checkpointing:
             return ""
         last = self.save_dir / "last.pth"
         return str(last) if last.exists() else ""
+
+
+def _on_host(state: dict) -> bool:
+    return all(value.device.type == "cpu" for value in state.values() if hasattr(value, "device"))
