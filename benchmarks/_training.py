@@ -131,3 +131,21 @@ def engine_epochs(side: Side, loader, val_loader, device: torch.device, clip: fl
                       compiled=compiled)
     trainer.fit(epochs)
     return watch
+
+
+def seed_api_run(side: Side, loader, val_loader, device: torch.device, epochs: int, save_dir) -> float:
+    """`Trainer(..., save_dir).train(epochs)` as the seed's script calls it: the plain log (sent to
+    /dev/null here), config.json, events.jsonl, checkpoints after every epoch, the final report and
+    report.json. Returns the wall time of the call."""
+    import contextlib
+    import os
+
+    from tui_trainer import Trainer as PublicTrainer  # the seed's Trainer, with train()
+
+    trainer = PublicTrainer(side.model, loader, val_loader, side.criterion, side.optimizer, device, save_dir)
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        synchronize(device)
+        t0 = time.perf_counter()
+        trainer.train(epochs)
+        synchronize(device)
+        return time.perf_counter() - t0

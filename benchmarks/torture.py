@@ -9,8 +9,9 @@ save's temporary file exists, then the process is killed while it writes); half 
 for a periodic checkpoint's write, which comes after best_model.pth and before last.pth, so the
 kill leaves an epoch whose best model is saved and whose periodic checkpoint is not. The others
 land at a random moment of the process's start-up (torch loading, reading the checkpoint) or of
-its training (steps, validation, saves), and the last tenth during the final evaluation and the
-writing of report.json. A run killed after its report was written is complete. After every
+its training (steps, validation, saves), and the last tenth during the final report (the best
+model read back, report.json written; a few milliseconds). A run killed after its report was
+written is complete: such a kill is counted as one after the end, and needs no resume. After every
 kill the newest checkpoint must load (never a torn file) and a resume must be possible; at the
 end the run must finish with a valid report, no temporary files left behind, final weights,
 per-epoch metrics and the whole history (losses, accuracies, LRs, in report.json and last.pth)
@@ -48,6 +49,7 @@ class Counts:
     kills: int = 0
     kills_during_save: int = 0
     kills_during_periodic: int = 0  # of those, during a periodic checkpoint (after best_model.pth)
+    kills_after_end: int = 0  # landed once the run had written its report: complete, nothing to resume
     resumes: int = 0
     failures: int = 0
     problems: list[str] = field(default_factory=list)
@@ -152,8 +154,8 @@ def torture(workdir: Path, kills: int, epochs: int = 6, seed: int = 0, reference
     Kill moments, in turn: during the process's first checkpoint write; at a random moment of
     its start-up (torch loading, reading the checkpoint, building data and model); during its
     first periodic checkpoint write (after best_model.pth, before last.pth); at a random moment within 1.5 epochs of training starting (training, validation,
-    saves). The last tenth of the kills wait for the final evaluation and land within 50 ms
-    of its start (evaluation, report.json, the end of the log). A kill costs at most about one
+    saves). The last tenth of the kills wait for the final report and land within 2 ms of its
+    start (the best model read back, report.json, the end of the log: a few milliseconds). A kill costs at most about one
     epoch of progress, so a run of kills/2 + 4 epochs outlasts the kills."""
     rng = random.Random(seed)
     run_dir = workdir / "run"
@@ -185,9 +187,9 @@ def torture(workdir: Path, kills: int, epochs: int = 6, seed: int = 0, reference
                         logged_since(run_dir, offset, b'"event":"RunStarted"'):
                     deadline = time.monotonic() + rng.uniform(0, 1.5 * epoch_seconds)
                 if mode == "late" and logged_since(run_dir, offset, b'"stage":"evaluating"'):
-                    time.sleep(rng.uniform(0, 0.05))
+                    time.sleep(rng.uniform(0, 0.002))
                     break
-                time.sleep(0.0005 if mode in ("save", "periodic") else 0.002)
+                time.sleep(0.0005 if mode in ("save", "periodic", "late") else 0.002)
             if proc.poll() is None:
                 kill(proc)
                 counts.kills += 1
@@ -200,6 +202,7 @@ def torture(workdir: Path, kills: int, epochs: int = 6, seed: int = 0, reference
                 log(f"  {what}")
                 first = False
                 if report_done(run_dir, epochs):
+                    counts.kills_after_end += 1
                     break  # killed after the report was written: the run is complete
                 continue
         out, err = proc.communicate()
@@ -318,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = torture(workdir / "tortured", args.kills, args.epochs, args.seed, reference / "run",
                          log=lambda line: print(line, flush=True))
         print(f"\nkills {counts.kills} ({counts.kills_during_save} during a checkpoint write, "
-              f"{counts.kills_during_periodic} of them of a periodic one), "
+              f"{counts.kills_during_periodic} of them of a periodic one, {counts.kills_after_end} after the end), "
               f"resumes {counts.resumes}, failures {counts.failures}  [{time.monotonic() - t0:.0f}s]")
         for problem in counts.problems:
             print(f"  FAILURE: {problem}")

@@ -316,7 +316,7 @@ def test_best_and_newest_checkpoints_are_kept(tmp_path):
     assert last["epoch"] == finished.epochs_completed and last["early_stopping"]["stopped"]
 
 
-def test_checkpoints_hold_their_epochs_weights_when_early_stopping_restores_older_ones(tmp_path, monkeypatch):
+def test_checkpoints_hold_their_epochs_weights_when_early_stopping_restores_older_ones(tmp_path, scripted_optimizer):
     """Epoch 2's loss ends the patience: early stopping puts epoch 1's weights (the best) back into
     the model, but epoch 2's checkpoint must hold epoch 2's weights, and best_model.pth epoch 1's;
     a resume from that checkpoint does not train on."""
@@ -327,8 +327,12 @@ def test_checkpoints_hold_their_epochs_weights_when_early_stopping_restores_olde
     from tui_trainer.engine import EarlyStopping, Trainer
     from tui_trainer.engine.early_stopping import clone_state_dict
 
-    scores = {1: (1.0, 50.0), 2: (1.5, 60.0)}  # (val_loss, val_acc): the monitored loss gets worse
-    monkeypatch.setattr(Trainer, "_validate", lambda self, epoch: scores[epoch])
+    # One optimizer step an epoch, whose weights the test chooses: epoch 2's are worse on the
+    # validation loss (the monitored metric), so patience 1 ends the run there.
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]] * 4)
+    y = torch.tensor([0, 1] * 4)
+    good = {"weight": torch.eye(2) * 2, "bias": torch.zeros(2)}
+    worse = {"weight": torch.eye(2) * 0.5, "bias": torch.zeros(2)}
     at_epoch_end = {}
 
     class Snapshot:
@@ -340,12 +344,10 @@ def test_checkpoints_hold_their_epochs_weights_when_early_stopping_restores_olde
                 at_epoch_end[e.epoch] = clone_state_dict(self.model.state_dict())
 
     def make(save_dir):
-        torch.manual_seed(0)
-        x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
-        model = torch.nn.Linear(8, 3)
-        trainer = Trainer(model, TensorLoader(x, y, 16, shuffle=True), TensorLoader(x, y, 32),
-                          torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.5), "cpu",
-                          save_dir, sinks=[Snapshot(model)], num_classes=3, checkpoint_every=2)
+        model = torch.nn.Linear(2, 2)
+        trainer = Trainer(model, TensorLoader(x, y, 8, shuffle=True), TensorLoader(x, y, 8),
+                          torch.nn.CrossEntropyLoss(), scripted_optimizer(model, [good, worse]), "cpu",
+                          save_dir, sinks=[Snapshot(model)], num_classes=2, checkpoint_every=2)
         return trainer, EarlyStopping(patience=1, restore_best_weights=True)
 
     trainer, early = make(tmp_path / "run")

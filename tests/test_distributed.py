@@ -60,17 +60,19 @@ if mode.startswith("stop_after_epoch:") and rank == 0:
 
     runner.execute = execute
 if mode.startswith("fail_at_step:") and rank == 1:
-    from tui_trainer.engine import loop
+    import torch
 
     fail_step = int(mode.split(":")[1])
-    real_step = loop.Trainer._optimizer_step
+    real_step = torch.optim.AdamW.step
+    steps_taken = [0]
 
-    def failing_step(self, clip, sums):
-        if self.global_step + 1 == fail_step:
+    def failing_step(self, *args, **kwargs):  # the optimizer of rank 1 fails at its fail_step-th step
+        steps_taken[0] += 1
+        if steps_taken[0] == fail_step:
             raise RuntimeError("simulated failure on rank 1")
-        return real_step(self, clip, sums)
+        return real_step(self, *args, **kwargs)
 
-    loop.Trainer._optimizer_step = failing_step
+    torch.optim.AdamW.step = failing_step
 
 from tui_trainer.cli import main
 
@@ -255,7 +257,7 @@ def test_resume_with_one_process_restarts_the_interrupted_epoch(stopped_run, tmp
 
 
 def test_onecycle_refuses_a_different_process_count():
-    from tui_trainer.engine.distributed import resume_for_process_count
+    from tui_trainer.engine.process import resume_for_process_count
     from tui_trainer.errors import UserError
 
     saved = {"epoch": 1, "world_size": 2, "config": {"batch_size": 32},

@@ -154,7 +154,7 @@ def test_validation_uses_eval_mode_and_inference_mode(blobs):
     train_calls = [c[:3] for c in model.calls if c[3] == 4]
     val_calls = [c[:3] for c in model.calls if c[3] == 5]
     assert train_calls == [(True, False, True)] * 4  # 2 epochs x 2 batches, back in train mode after validating
-    assert val_calls == [(False, True, False)] * 3  # 2 validations + the final evaluation
+    assert val_calls == [(False, True, False)] * 2  # 2 validations; the report reuses the best one's result
 
     model.calls.clear()
     validate_epoch(model, TensorLoader(vx, vy, 5), CE(), "cpu")
@@ -164,25 +164,44 @@ def test_validation_uses_eval_mode_and_inference_mode(blobs):
 
 
 def test_training_reads_metrics_back_a_few_times_not_every_step(blobs, monkeypatch):
+    """40 training steps and a validation pass of 10 batches: each reads its metrics back from the
+    device a few times in all, not once per step or batch."""
     x, y = blobs(n=400, features=20, classes=4)
     model = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    trainer = Trainer(model, TensorLoader(x, y, 10), TensorLoader(x[:50], y[:50], 25), CE(), opt, "cpu", None,
-                      progress_interval=1e9)
-    syncs: list[str] = []
+
+    class Phase:
+        name = None
+
+        def emit(self, e):
+            if isinstance(e, ev.EpochStarted):
+                self.name = "train"
+            elif isinstance(e, ev.ValidationStarted):
+                self.name = "validate"
+            elif isinstance(e, ev.EpochEnd):
+                self.name = None
+                self.end = e
+
+    phase = Phase()
+    trainer = Trainer(model, TensorLoader(x, y, 10), TensorLoader(x[:50], y[:50], 5), CE(), opt, "cpu", None,
+                      sinks=[phase], progress_interval=1e9)
+    syncs: list[tuple] = []
     for name in ("item", "tolist", "__float__", "__int__", "__bool__", "numpy", "cpu"):
         original = getattr(torch.Tensor, name)
 
         def counted(self, *args, _original=original, _name=name, **kwargs):
-            syncs.append(_name)
+            syncs.append((phase.name, _name))
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, counted)
-    loss, acc, *_ = trainer._train_epoch(1)
+    trainer.fit(1)
     monkeypatch.undo()
     assert trainer.global_step == 40
-    assert len(syncs) <= 4, f"{len(syncs)} host read-backs in 40 steps: {syncs}"
-    assert 0 < loss < 10 and 0 <= acc <= 100
+    training = [name for where, name in syncs if where == "train"]
+    validation = [name for where, name in syncs if where == "validate"]
+    assert len(training) <= 4, f"{len(training)} host read-backs in 40 steps: {training}"
+    assert len(validation) <= 4, f"{len(validation)} host read-backs in 10 validation batches: {validation}"
+    assert 0 < phase.end.train_loss < 10 and 0 <= phase.end.train_acc <= 100
 
 
 def test_an_epoch_shorter_than_the_progress_interval_still_reports_its_steps(blobs):

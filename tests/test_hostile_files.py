@@ -111,7 +111,19 @@ def _rewrite(path: Path, **changes) -> None:
     ({"config": "a string"}, "config must be a dict"),
     ({"history": {"train_loss": "abc"}}, "history"),
     ({"step_in_epoch": -3}, "step_in_epoch must be an integer"),
-], ids=["epoch-str", "epoch-none", "format-version-str", "config-str", "history", "negative-step"])
+    ({"lr_factor": -1.0}, "lr_factor must be a finite positive number"),
+    ({"lr_factor": float("inf")}, "lr_factor must be a finite positive number"),
+    ({"best_confusion": "x"}, "best_confusion must be a square int64 matrix"),
+    ({"best_confusion": [[1, 2], [3, 4]]}, "best_confusion must be a square int64 matrix"),
+    ({"scheduler_state_dict": {"schedule": "plateau", "best": 1.0, "bad_epochs": 0, "scale": "x"}},
+     "scheduler_state_dict.scale must be a finite positive number"),
+    ({"scheduler_state_dict": {"no": "name"}}, "scheduler_state_dict does not say which schedule it is"),
+    ({"manual_lr_changes": [{"epoch": 1, "step": 0, "factor": 0.0, "lr": 0.1}]},
+     "manual_lr_changes[0].factor must be a finite positive number"),
+    ({"format_version": 1, "manual_lr_changes": "x"}, "manual_lr_changes must be a list"),
+], ids=["epoch-str", "epoch-none", "format-version-str", "config-str", "history", "negative-step", "lr-factor",
+        "lr-factor-inf", "confusion-str", "confusion-list", "plateau-scale", "schedule-unnamed", "lr-change-factor",
+        "v1-lr-changes"])
 def test_a_damaged_checkpoint_that_is_not_the_newest_is_skipped_by_name(tmp_path, finished_run, changes, says):
     run_dir = _copy(finished_run, tmp_path / "run")
     _rewrite(run_dir / "checkpoint_epoch_1.pth", **changes)

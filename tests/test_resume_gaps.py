@@ -23,8 +23,8 @@ def _single_thread():
 def _run_until(run_dir: Path, argv: list[str], stop=None, interrupt=None):
     """`tui-trainer run` in this process (config.json, events.jsonl, the lock, as the CLI does),
     asking for a stop the way Ctrl-C does (a run stopped with the stop key counts as done) when `stop(event)` says so, or raising
-    KeyboardInterrupt out of a save when `interrupt(event)` does (a kill at that point: nothing
-    after it is written)."""
+    KeyboardInterrupt as a file's save begins when `interrupt(path)` says so (a kill at that point:
+    that file and nothing after it is written)."""
     from tui_trainer import cli, runlog
     from tui_trainer.engine.control import Control
     from tui_trainer.runner import execute
@@ -39,14 +39,21 @@ def _run_until(run_dir: Path, argv: list[str], stop=None, interrupt=None):
         def emit(self, e):
             if stop is not None and stop(e):
                 control.request_stop("signal")
-            if interrupt is not None and interrupt(e):
-                raise KeyboardInterrupt
+
+    check_run_file = runlog.check_run_file  # every write of a run file starts with it
+
+    def killed_here(path):
+        if interrupt is not None and interrupt(Path(path)):
+            raise KeyboardInterrupt
+        check_run_file(path)
 
     log = runlog.RunLog(run_dir)
+    runlog.check_run_file = killed_here
     try:
         return execute(config, run_dir, [log, Driver()], control, system_interval=None,
                        trainer_options={"progress_interval": 0.0})
     finally:
+        runlog.check_run_file = check_run_file
         log.close()
         lock.release()
 
@@ -116,18 +123,22 @@ def test_a_onecycle_epoch_resumed_mid_way_records_the_lr_it_began_with(tmp_path)
 # ----------------------------------------------------------------------------- 11. a kill between two saves
 @pytest.mark.parametrize("killed_after", ["best", "periodic"])
 def test_a_kill_between_an_epochs_saves_leaves_no_periodic_checkpoint_missing(tmp_path, killed_after):
-    from tui_trainer import events as ev
-
     args = ("--checkpoint-every", "1")
     reference = tmp_path / "reference"
     code, out, err = cli_main(tiny_run_args(reference, 4, *args))
     assert code == 0, out + err
 
     run_dir = tmp_path / "killed"
-    # epoch 2 is a new best on this recipe: best_model.pth, then checkpoint_epoch_2.pth, then last.pth
-    outcome = _run_until(run_dir, tiny_run_args(run_dir, 4, *args),
-                         interrupt=lambda e: isinstance(e, ev.CheckpointSaved) and e.epoch == 2
-                         and e.kind == killed_after)
+    # epoch 2 is a new best on this recipe: best_model.pth, then checkpoint_epoch_2.pth, then last.pth;
+    # the kill comes as the write after `killed_after`'s begins
+    next_write = "checkpoint_epoch_2.pth" if killed_after == "best" else "last.pth"
+    writes = []
+
+    def kill(path: Path) -> bool:
+        writes.append(path.name)
+        return path.name == next_write and "best_model.pth" in writes[writes.index("last.pth"):]
+
+    outcome = _run_until(run_dir, tiny_run_args(run_dir, 4, *args), interrupt=kill)
     assert outcome.status == "interrupted"
     assert load(run_dir / "last.pth")["epoch"] == 1 and load(run_dir / "best_model.pth")["epoch"] == 2
     assert (run_dir / "checkpoint_epoch_2.pth").exists() == (killed_after == "periodic")

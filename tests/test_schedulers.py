@@ -220,3 +220,48 @@ def test_schedulers_run_from_the_command_line(cli, tmp_path, name):
         assert used == [1e-3] * 3 and [lr for _, lr in started.lr_plan] == [1e-3, 1e-3]
     elif name != "plateau":
         assert used == pytest.approx([lr for _, lr in started.lr_plan[:3]])
+
+
+# ---------------------------------------------------------------------- one owner of the LR
+def test_the_plateau_schedule_cuts_the_lr_as_torchs_reduce_lr_on_plateau_does():
+    from tui_trainer.engine.learning_rate import LearningRate
+    from tui_trainer.engine.lr_schedules import schedule_for_run
+    from tui_trainer.engine.train_state import TrainState
+
+    losses = [1.0, 0.9, 0.95, 0.9, 0.89999, 0.7, 0.71, 0.72, 0.73, 0.6, 0.6, 0.6, float("nan"), 0.5]
+    ours, theirs = make_optimizer(0.1), make_optimizer(0.1)
+    owner = LearningRate(ours, schedule_for_run("plateau", 20, 1, plateau_patience=1))
+    torch_plateau = create_scheduler(theirs, "plateau", patience=1)
+    state = TrainState()
+    for loss in losses:
+        state.epoch += 1
+        owner.end_epoch(state, loss)
+        torch_plateau.step(loss)
+        assert ours.param_groups[0]["lr"] == theirs.param_groups[0]["lr"], loss
+    assert ours.param_groups[0]["lr"] < 0.1 / 4  # it did cut, several times
+
+
+def test_a_users_torch_scheduler_follows_torch_and_the_manual_factor_multiplies_it(blobs, recording_sgd):
+    """The seed API's own scheduler keeps stepping as torch's does; x2 from the console scales the
+    LR from then on, and is kept in the checkpoint (not in the scheduler's state)."""
+    from tui_trainer.engine.control import Control
+
+    model = torch.nn.Linear(4, 3)
+    opt = recording_sgd(model.parameters(), lr=0.1)
+    control = Control()
+
+    class DoubleAfterEpoch2:
+        def emit(self, e):
+            if isinstance(e, ev.EpochEnd) and e.epoch == 2:
+                control.scale_lr(2.0)
+
+    x, y = blobs(n=32, features=4, classes=3)
+    trainer = Trainer(model, TensorLoader(x, y, 8), TensorLoader(x, y, 32), torch.nn.CrossEntropyLoss(), opt, "cpu",
+                      None, sinks=[DoubleAfterEpoch2()], control=control)
+    trainer.fit(5, create_scheduler(opt, "step", step_size=2, gamma=0.5))
+    per_epoch = [s["lr"] for s in opt.seen[::4]]
+    torch_values = real_lrs("step", 5, 1, step_size=2, gamma=0.5)[:5]
+    assert per_epoch == pytest.approx([v * (2.0 if e >= 2 else 1.0) for e, v in enumerate(torch_values)], rel=1e-12)
+    saved = trainer.state_dict()
+    assert saved["lr_factor"] == 2.0
+    assert saved["scheduler_state_dict"]["torch"]["base_lrs"] == [0.1]  # the scheduler's own view is unscaled

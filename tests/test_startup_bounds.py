@@ -36,27 +36,51 @@ def test_the_lr_plan_of_a_long_run_is_sampled_not_stepped_through(name, epochs, 
     assert all(a[0] < b[0] for a, b in zip(plan, plan[1:]))
 
 
+def _torch_equivalent(name: str, epochs: int, steps: int):
+    """torch's scheduler with the settings the command line's schedule of that name uses."""
+    import torch
+
+    from tui_trainer.engine.schedulers import create_scheduler
+
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    kwargs = {"cosine": {"T_max": epochs}, "step": {"step_size": max(1, round(epochs * 0.3))},
+              "multistep": {"milestones": sorted({max(1, round(epochs * f)) for f in (0.3, 0.6, 0.9)})},
+              "warmup_cosine": {"T_0": min(10, epochs)}, "onecycle": {"total_steps": epochs * steps}}[name]
+    return create_scheduler(optimizer, name, **kwargs), optimizer
+
+
 @pytest.mark.parametrize("name", ["cosine", "step", "multistep", "warmup_cosine", "onecycle"])
 def test_a_sampled_plan_is_the_schedule_the_optimizer_follows(name):
-    """Sampled or stepped through, every point is the LR the optimizer will have at that position,
-    also from the middle of a run."""
-    from tui_trainer.engine import schedulers
+    """Sampled or not, every point of the plan is the LR the optimizer gets at that position, also
+    from the middle of a run, and it is torch's schedule of the same name, stepped there."""
+    from tui_trainer.engine.learning_rate import LearningRate
+    from tui_trainer.engine.train_state import TrainState
 
     epochs, steps, done = 8000 if name != "onecycle" else 40, 1 if name != "onecycle" else 250, 7
-    scheduler, optimizer = _scheduler(name, epochs, steps)
-    for _ in range(done * (steps if name == "onecycle" else 1)):
-        optimizer.step()
-        scheduler.step()
-    plan = dict(schedulers.planned_lrs(scheduler, optimizer, epochs, done, steps))
     per_step = name == "onecycle"
+    schedule, optimizer = _scheduler(name, epochs, steps)
+    lr = LearningRate(optimizer, schedule)
+    state = TrainState(epoch=done, global_step=done * steps)
+    plan = dict(lr.plan(state, epochs, steps))
+    reference, reference_optimizer = _torch_equivalent(name, epochs, steps)
+    for _ in range(done * (steps if per_step else 1)):
+        reference_optimizer.step()
+        reference.step()
     position, compared = float(done), 0
     for _ in range((epochs - done) * (steps if per_step else 1) - (1 if per_step else 0)):
-        optimizer.step()
-        scheduler.step()
+        if per_step:
+            state.global_step += 1
+        else:
+            state.epoch += 1
+        lr.apply(state)  # what the loop does after a step (per_step) or an epoch
+        reference_optimizer.step()
+        reference.step()
         position += 1 / steps if per_step else 1
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(reference_optimizer.param_groups[0]["lr"],
+                                                                rel=1e-9, abs=1e-15), position
         key = min(plan, key=lambda p: abs(p - position))
         if abs(key - position) < 1e-9:
-            assert plan[key] == pytest.approx(optimizer.param_groups[0]["lr"], rel=1e-9, abs=1e-15), position
+            assert plan[key] == optimizer.param_groups[0]["lr"], position
             compared += 1
     assert compared >= 300
 

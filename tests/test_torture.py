@@ -1,6 +1,6 @@
 """The torture test, short: SIGKILL a headless run five times - twice during a checkpoint
 write (once a periodic one, after best_model.pth), once at a random moment of start-up, once of
-training, once during the final evaluation - resume it each time, and check that it always
+training, once during the final report - resume it each time, and check that it always
 resumes and ends exactly like the same run done in one go: weights, per-epoch metrics, the
 whole history, and every periodic checkpoint.
 
@@ -42,6 +42,7 @@ def test_sigkill_at_random_moments_then_resume_always_finishes_the_same_run(tmp_
     assert counts.kills == kills, lines
     assert counts.kills_during_save >= 1, lines  # at least one of the aimed kills hit a write
     assert counts.kills_during_periodic >= 1, lines  # one left an epoch with best_model.pth but no periodic file
-    assert counts.resumes >= kills
+    # every kill left a run to resume, but one that landed after the report was written (complete)
+    assert counts.resumes + counts.kills_after_end >= kills and counts.kills_after_end <= 1
     report = json.loads((tmp_path / "tortured" / "run" / "report.json").read_text())
     assert report["status"] == "finished" and report["epochs_completed"] == epochs

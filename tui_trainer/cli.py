@@ -224,7 +224,7 @@ def cmd_list() -> int:
     return print_list()
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, dist=None) -> int:
     from . import runlog
     from .inputs import check_inputs, run_name_parts
 
@@ -258,7 +258,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"cannot write run directory {run_dir}: {exc.strerror or exc}") from None
     code = None
     try:
-        code = _launch(args, config, run_dir, lock, resume=False)
+        code = _launch(args, config, run_dir, lock, resume=False, dist=dist)
     except UserError:
         code = EXIT_USAGE
         raise
@@ -285,7 +285,7 @@ def _refuse_a_script_run(run_dir: Path, config_path: Path) -> None:
                         f'cannot rebuild; continue it from the script: trainer.train(..., resume_from="{run_dir}")')
 
 
-def cmd_resume(args: argparse.Namespace) -> int:
+def cmd_resume(args: argparse.Namespace, dist=None) -> int:
     """Every check comes before the first write: a refused resume leaves the run directory as it
     was, byte for byte (lock file, log, config and checkpoints alike)."""
     from . import runlog
@@ -336,7 +336,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise UserError(f"cannot write {config_path}: {exc.strerror or exc}; nothing was changed") from None
         lock.record_pid()
-        return _launch(args, config, run_dir, lock, resume=True, checkpoint=chosen)
+        return _launch(args, config, run_dir, lock, resume=True, checkpoint=chosen, dist=dist)
     finally:
         lock.release()  # as in cmd_run: the Session released it, unless the run never reached one
 
@@ -346,12 +346,14 @@ def _under_torchrun() -> bool:
     return "RANK" in os.environ and os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1")
 
 
-def _launch(args, config: RunConfig, run_dir: Path, lock, resume: bool, checkpoint: tuple | None = None) -> int:
-    """Train in a Session that holds the claimed run directory (and, from here on, its lock)."""
-    if _under_torchrun():
+def _launch(args, config: RunConfig, run_dir: Path, lock, resume: bool, checkpoint: tuple | None = None,
+            dist=None) -> int:
+    """Train in a Session that holds the claimed run directory (and, from here on, its lock).
+    dist: this process's torchrun context (rank 0's), None alone."""
+    if dist is not None:
         from .torchrun import announce
 
-        problem = announce(config, run_dir, resume)  # rank 0: tell the other processes what to run
+        problem = announce(dist, config, run_dir, resume)  # rank 0: tell the other processes what to run
         if problem:
             print(f"tui-trainer: error: {problem}", file=sys.stderr)
             return EXIT_USAGE
@@ -361,20 +363,20 @@ def _launch(args, config: RunConfig, run_dir: Path, lock, resume: bool, checkpoi
         if wants_tui(args):
             from .frontends.tui.launch import run_tui
 
-            return run_tui(session, config, run_dir, resume=resume, checkpoint=checkpoint)
+            return run_tui(session, config, run_dir, resume=resume, checkpoint=checkpoint, dist=dist)
         return run_headless(session, config, run_dir, resume=resume, log_format=args.log_format,
-                            checkpoint=checkpoint)
+                            checkpoint=checkpoint, dist=dist)
 
 
 def run_headless(session, config: RunConfig, run_dir: Path, *, resume: bool, log_format: str = "text",
-                 checkpoint: tuple | None = None) -> int:
+                 checkpoint: tuple | None = None, dist=None) -> int:
     """The plain log as the session's view; training on this thread."""
     from .frontends.headless import HeadlessPrinter
     from .session import config_job
 
     printer = HeadlessPrinter(sys.stdout, log_format=log_format)
     session.add_view(printer)
-    code = session.run(config_job(config, run_dir, resume=resume, checkpoint=checkpoint))
+    code = session.run(config_job(config, run_dir, resume=resume, checkpoint=checkpoint, dist=dist))
     outcome = session.outcome
     if outcome is not None and outcome.status == Status.FAILED and not printer.showed_failure:
         # One line on stderr unless the log above already ended with it (a failure during

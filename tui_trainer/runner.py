@@ -86,15 +86,18 @@ def build_optimizer(config: RunConfig, params):
 
 def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control, emit, dist=None,
                   **trainer_options):
-    """Construct everything for a run; returns (trainer, scheduler, early_stopping)."""
+    """Construct everything for a run; returns (trainer, scheduler, early_stopping).
+    dist: the process (torchrun's DistContext), None alone."""
     import torch
 
     from .data import build_data
     from .engine import EarlyStopping, Trainer
-    from .engine.schedulers import scheduler_for_run
+    from .engine.lr_schedules import schedule_for_run
+    from .engine.process import SingleProcess
     from .models import build_for_run, describe
 
-    rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
+    process = dist if dist is not None else SingleProcess()
+    rank, world = process.rank, process.world_size
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     # Under torchrun each rank draws its own dropout masks; DDP starts all from rank 0's weights.
@@ -115,12 +118,10 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
     if config.limit_batches:
         steps = min(steps, config.limit_batches)
     opt_steps = -(-steps // config.accum_steps)
-    scheduler = scheduler_for_run(optimizer, config.scheduler, config.epochs, opt_steps, config.plateau_patience)
+    scheduler = schedule_for_run(config.scheduler, config.epochs, opt_steps, config.plateau_patience)
     early = EarlyStopping(patience=config.patience, min_delta=config.min_delta, restore_best_weights=config.restore_best,
                           monitor=config.monitor) if config.patience > 0 else None
-    run_model = model
-    if dist is not None:
-        run_model = dist.wrap_model(model, device)
+    run_model = process.wrap_model(model, device)
     if config.compile:
         emit(ev.Preparing(stage="compiling", detail="torch.compile (the first steps compile the model)"))
         run_model = torch.compile(run_model)
@@ -130,7 +131,7 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
         amp=config.amp, checkpoint_every=config.checkpoint_every, class_names=data.class_names,
         num_classes=data.num_classes, on_nan=config.on_nan, limit_batches=config.limit_batches,
         channels_last=config.channels_last, run_name=run_dir.name, dataset_name=config.dataset,
-        model_name=describe(config, data.input_shape), config=config.to_dict(), dist=dist, compiled=config.compile,
+        model_name=describe(config, data.input_shape), config=config.to_dict(), dist=process, compiled=config.compile,
         monitor=config.monitor, **trainer_options,
     )
     trainer.scheduler = scheduler
@@ -165,6 +166,8 @@ def select_checkpoint(run_dir: Path, config: RunConfig) -> tuple[Path, dict, lis
     path, saved, problems = ckpt.find_resumable(run_dir)
     check_compatible(saved, config)
     done, step = saved["epoch"], saved.get("step_in_epoch") or 0
+    if config.scheduler == "onecycle" and (saved.get("config") or {}).get("epochs", config.epochs) != config.epochs:
+        raise UserError("a onecycle schedule cannot be extended; resume without --epochs")
     report = _read_report(Path(run_dir) / "report.json")
     completed = report.get("epochs_completed")
     completed = completed if isinstance(completed, int) and not isinstance(completed, bool) else done
@@ -226,13 +229,13 @@ def execute(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control,
     starts; failures during training are reported as events and returned as an Outcome.
 
     checkpoint: for a resume, what `select_checkpoint` returned, when the caller already chose
-    (the headless CLI does, so that a bad checkpoint is refused before anything is written)."""
-    if dist is None and "RANK" in os.environ:  # one of torchrun's processes: the CLI joined its group
-        from .engine.distributed import active
+    (the headless CLI does, so that a bad checkpoint is refused before anything is written).
+    dist: the process this is, when torchrun started several (the caller created it); None alone."""
+    from .engine.process import SingleProcess
 
-        dist = active()
+    process = dist if dist is not None else SingleProcess()
     fan = ev.Fanout(sinks)
-    is_main = dist is None or dist.is_main
+    is_main = process.is_main
     emit = fan.emit if is_main else (lambda e: None)
     emit(ev.Preparing(stage="loading torch"))
     import torch  # noqa: F401,I001  (the slow import, now that the first frame is up)
@@ -240,12 +243,12 @@ def execute(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control,
     from .engine.system import SystemSampler
 
     def sample_emit(event):  # under torchrun the system panel also shows each rank's throughput
-        if dist is not None and isinstance(event, ev.SystemSample):
-            event = dataclasses.replace(event, rank_samples_per_sec=dist.rank_rates)
+        if isinstance(event, ev.SystemSample) and process.rank_rates:
+            event = dataclasses.replace(event, rank_samples_per_sec=process.rank_rates)
         emit(event)
 
-    if dist is not None and is_main:
-        dist.on_peer_failure = lambda text: emit(ev.Notice(level="error", message=text))
+    if is_main:
+        process.on_peer_failure = lambda text: emit(ev.Notice(level="error", message=text))
     sampler = SystemSampler(sample_emit, system_interval).start() if system_interval and is_main else None
     trainer = None
     try:
@@ -257,22 +260,20 @@ def execute(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control,
                 emit(ev.Notice(level="warning", message=problem))
             emit(ev.Notice(level="info", message=f"resuming from {path.name} (epoch {saved['epoch']}"
                                                  + (f", step {saved['step_in_epoch']})" if saved.get("step_in_epoch") else ")")))
-        trainer_control = dist.attach(control) if dist is not None else control  # fed by the exchanges
+        trainer_control = process.attach(control)  # under torchrun: fed by the exchanges
         trainer, scheduler, early = build_trainer(config, run_dir, [fan] if is_main else [], trainer_control,
-                                                  emit, dist, **(trainer_options or {}))
+                                                  emit, process, **(trainer_options or {}))
         if saved is not None:
-            from .engine.distributed import resume_for_process_count
+            from .engine.process import resume_for_process_count
 
-            saved = resume_for_process_count(saved, dist, emit)
+            saved = resume_for_process_count(saved, process, emit)
             _load_checkpoint_into(trainer, saved, path)
-            _rescale_schedule(trainer, saved, config)
         trainer.fit(config.epochs, scheduler, early)
         return Outcome(trainer.status, run_dir=str(run_dir))
     except UserError as exc:
         message = str(exc)
         if trainer is None or trainer.status != "failed":
-            if dist is not None:
-                message = dist.describe_failure(exc, message)
+            message = process.describe_failure(exc, message)
             emit(ev.RunFailed(error=message))
         return Outcome("failed", message, exc.exit_code, str(run_dir))
     except KeyboardInterrupt:
@@ -280,8 +281,7 @@ def execute(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control,
     except Exception as exc:  # noqa: BLE001 - reported as RunFailed by the trainer (or here, before it)
         message = str(exc) if trainer is not None and trainer.status == "failed" else f"{type(exc).__name__}: {exc}"
         if trainer is None:
-            if dist is not None:
-                message = dist.describe_failure(exc, message)
+            message = process.describe_failure(exc, message)
             emit(ev.RunFailed(error=message))
         return Outcome("failed", message, 1, str(run_dir))
     finally:
@@ -302,24 +302,3 @@ def _load_checkpoint_into(trainer, saved: dict, path: Path) -> None:
         detail = (lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__)[:200]
         raise CheckpointError(f"{path.name} does not fit the model ({detail}); resume with the code and "
                               "config.json the run was started with, or start a new run") from None
-
-
-def _rescale_schedule(trainer, saved: dict, config: RunConfig) -> None:
-    """When a resume asks for a different number of epochs, stretch epoch-based schedules."""
-    old_epochs = (saved.get("config") or {}).get("epochs")
-    if old_epochs is None or old_epochs == config.epochs or trainer.scheduler is None:
-        return
-    import torch.optim.lr_scheduler as sched
-
-    s = trainer.scheduler
-    if isinstance(s, sched.CosineAnnealingLR):
-        s.T_max = config.epochs
-    elif isinstance(s, sched.OneCycleLR):
-        raise UserError("a onecycle schedule cannot be extended; resume without --epochs")
-    elif isinstance(s, sched.StepLR):
-        s.step_size = max(1, round(config.epochs * 0.3))
-    elif isinstance(s, sched.MultiStepLR):
-        from collections import Counter
-
-        s.milestones = Counter(sorted({max(1, round(config.epochs * f)) for f in (0.3, 0.6, 0.9)}))
-    trainer.config = dataclasses.replace(config).to_dict()

@@ -22,14 +22,15 @@ from .vocab import Status
 
 
 def run_command(args, command: Callable) -> int:
-    """Rank 0 runs `command(args)`, whose launch step calls `announce`; the others follow."""
+    """Rank 0 runs `command(args, dist=context)`, whose launch step calls `announce`; the others
+    follow. The context this creates is passed to whatever needs it; no module holds it."""
     from .engine.distributed import DEFAULT_TIMEOUT, DistContext
 
     context = DistContext.from_env(timeout=float(getattr(args, "dist_timeout", None) or DEFAULT_TIMEOUT))
     try:
         if context.is_main:
             try:
-                code = command(args)
+                code = command(args, dist=context)
             except BaseException as exc:
                 _release_followers(context, str(exc))
                 raise
@@ -43,12 +44,9 @@ def run_command(args, command: Callable) -> int:
         context.close()
 
 
-def announce(config, run_dir: Path, resume: bool) -> str:
+def announce(context, config, run_dir: Path, resume: bool) -> str:
     """Rank 0's launch step: send the followers what to run, and wait until each is ready.
     Returns a problem that ends the run before training (one line), or ""."""
-    from .engine.distributed import active
-
-    context = active()
     if context is None or not context.is_main:
         return ""
     context.announced = True

@@ -27,7 +27,7 @@ from ..errors import CheckpointError
 from ..runlog import TMP_MARK, atomic_write
 
 FORMAT = "tui-trainer/checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: the manual LR factor inside the optimizer and scheduler states (converted on load)
 _EPOCH_FILE = re.compile(r"^checkpoint_epoch_(\d+)\.pth$")
 
 
@@ -242,7 +242,7 @@ def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
 def load_run_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", resumable: bool = True) -> dict:
     """Load one of our own checkpoints and check every field a resume reads (resumable=False:
     only what loading the weights needs, as for best_model.pth at the final evaluation)."""
-    from .checkpoint_fields import check_fields
+    from .checkpoint_fields import check_fields, upgrade
 
     data = safe_load(path, map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -252,8 +252,16 @@ def load_run_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", resu
         raise CheckpointError(f"checkpoint {path} is damaged: format_version must be an integer, not {version!r:.40}")
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer tui-trainer (format {version})")
+    data = upgrade(data)
     check_fields(data, path, resumable)
     return data
+
+
+def upgrade(data: dict) -> dict:
+    """A checkpoint of an earlier format in the current one (see checkpoint_fields.upgrade)."""
+    from .checkpoint_fields import upgrade as _upgrade
+
+    return _upgrade(data)
 
 
 def candidates(run_dir: str | os.PathLike) -> list[Path]:

@@ -16,6 +16,7 @@ import torch
 from ..errors import CheckpointError
 
 MAX_COUNT = 10**15  # epochs, steps and samples beyond this are damage, not progress
+MAX_CLASSES = 10_000
 
 
 class FieldError(ValueError):
@@ -107,6 +108,58 @@ def _rng(value: Any) -> None:
         _kind(value["cuda"], (list, tuple), "rng.cuda")
 
 
+def _lr_changes(value: Any) -> None:
+    if value is None:
+        return
+    _kind(value, (list, tuple), "manual_lr_changes")
+    for i, change in enumerate(value):
+        what = f"manual_lr_changes[{i}]"
+        _kind(change, dict, what)
+        _int(change.get("epoch"), f"{what}.epoch")
+        _int(change.get("step"), f"{what}.step")
+        _positive(change.get("factor"), f"{what}.factor")
+        _number(change.get("lr"), f"{what}.lr")
+        _kind(change.get("reason", "manual"), str, f"{what}.reason")
+
+
+def _positive(value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise FieldError(f"{what} must be a finite positive number, not {value!r:.40}")
+
+
+def _confusion(value: Any) -> None:
+    if value is None:
+        return
+    if not (isinstance(value, torch.Tensor) and value.dtype == torch.int64 and value.dim() == 2
+            and value.size(0) == value.size(1) and 0 < value.size(0) <= MAX_CLASSES):
+        raise FieldError(f"best_confusion must be a square int64 matrix of at most {MAX_CLASSES:,} classes")
+    if bool((value < 0).any()):
+        raise FieldError("best_confusion holds negative counts")
+
+
+def _schedule(value: Any) -> None:
+    """A schedule's state: a built-in one's (its name and settings), the plateau's, a torch
+    scheduler's, or an earlier version's torch scheduler state (converted on load)."""
+    if value is None:
+        return
+    _kind(value, dict, "scheduler_state_dict")
+    kind = value.get("schedule")
+    if kind == "plateau":
+        _number(value.get("best"), "scheduler_state_dict.best")
+        _int(value.get("bad_epochs"), "scheduler_state_dict.bad_epochs")
+        _positive(value.get("scale"), "scheduler_state_dict.scale")
+    elif kind in ("torch", "version 1"):
+        _kind(value.get("torch"), dict, "scheduler_state_dict.torch")
+        if kind == "torch":
+            _numbers(value.get("view"), "scheduler_state_dict.view")
+            _positive(value.get("factor_in_view", 1.0), "scheduler_state_dict.factor_in_view")
+        else:
+            _positive(value.get("manual_factor"), "scheduler_state_dict.manual_factor")
+            _positive(value.get("plateau_scale"), "scheduler_state_dict.plateau_scale")
+    elif not isinstance(kind, str):
+        raise FieldError("scheduler_state_dict does not say which schedule it is")
+
+
 def _optimizer(value: Any) -> None:
     _kind(value, dict, "optimizer_state_dict")
     _kind(value.get("state"), dict, "optimizer_state_dict.state")
@@ -123,13 +176,16 @@ FIELDS: dict[str, tuple[bool, Callable[[Any], None]]] = {
     "epoch_start_lr": (False, lambda v: v is None or _number(v, "epoch_start_lr")),
     "global_step": (False, lambda v: _int(v, "global_step")),
     "optimizer_state_dict": (False, _optimizer),
-    "scheduler_state_dict": (False, lambda v: _kind(v, dict, "scheduler_state_dict", optional=True)),
+    "scheduler_state_dict": (False, _schedule),
     "scaler_state_dict": (False, lambda v: _kind(v, dict, "scaler_state_dict", optional=True)),
     "early_stopping": (False, _early_stopping),
     "history": (False, _history),
     "best_val_acc": (False, lambda v: _number(v, "best_val_acc")),
     "best_epoch": (False, lambda v: _int(v, "best_epoch")),
-    "manual_lr_changes": (False, lambda v: _kind(v, (list, tuple), "manual_lr_changes", optional=True)),
+    "manual_lr_changes": (False, _lr_changes),
+    "lr_factor": (False, lambda v: _positive(v, "lr_factor")),
+    "best_val_loss": (False, lambda v: v is None or _number(v, "best_val_loss")),
+    "best_confusion": (False, _confusion),
     "rng": (False, _rng),
     "loader": (False, lambda v: _kind(v, dict, "loader", optional=True)),
     "num_classes": (False, lambda v: v is None or _int(v, "num_classes", 1)),
@@ -142,6 +198,36 @@ FIELDS: dict[str, tuple[bool, Callable[[Any], None]]] = {
 
 # What a resume reads on top of the weights (best_model.pth for the final evaluation needs less).
 RESUME_FIELDS = ("global_step", "optimizer_state_dict", "history", "best_val_acc", "best_epoch", "rng")
+
+
+def upgrade(data: dict) -> dict:
+    """A checkpoint of an earlier format in the current one (a new dict; the current format as is).
+
+    Version 1 kept the manual LR factor inside the optimizer's LR and the torch scheduler's state
+    (and plateau's cuts in the optimizer's LR): the factor moves to `lr_factor`, and the torch
+    state is kept, marked, for the schedule to read what it needs (schedules that are functions
+    of the position need nothing). It has no best confusion matrix: the final report then
+    validates the best model once, as version 1 did."""
+    if data.get("format_version") != 1:
+        return data
+    data = dict(data, format_version=2, best_confusion=None)
+    changes = data.get("manual_lr_changes") or []
+    manual = _product(changes, "manual")
+    data["lr_factor"] = manual
+    if isinstance(data.get("scheduler_state_dict"), dict):
+        data["scheduler_state_dict"] = {"schedule": "version 1", "torch": data["scheduler_state_dict"],
+                                        "manual_factor": manual, "plateau_scale": _product(changes, "plateau")}
+    return data
+
+
+def _product(changes, reason: str) -> float:
+    product = 1.0
+    for change in changes if isinstance(changes, (list, tuple)) else ():
+        factor = change.get("factor") if isinstance(change, dict) else None
+        if isinstance(change, dict) and change.get("reason", "manual") == reason and isinstance(factor, (int, float)) \
+                and not isinstance(factor, bool) and math.isfinite(factor) and factor > 0:
+            product *= factor
+    return product
 
 
 def check_fields(data: dict, path, resumable: bool = True) -> None:

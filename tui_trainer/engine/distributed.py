@@ -56,14 +56,6 @@ _RATES = _STOPS + len(STOP_REASONS)
 _STORE_PREFIX = "tui-trainer/"
 _FAILED_COUNT = "failed/count"
 
-_ACTIVE: "DistContext | None" = None
-
-
-def active() -> "DistContext | None":
-    """The context this process joined (the process group is per process, like this)."""
-    return _ACTIVE
-
-
 def _is_comm_error(exc: BaseException) -> bool:
     dist_error = getattr(tdist, "DistError", None)
     if dist_error is not None and isinstance(exc, dist_error):
@@ -79,7 +71,8 @@ def _first_line(text: str, limit: int = 200) -> str:
 
 
 class DistContext:
-    """What the training loop needs from torch.distributed (see `Trainer(dist=...)`).
+    """What the training loop needs from torch.distributed (see `Trainer(dist=...)`): the same
+    methods as process.SingleProcess, acting over every rank.
 
     Build one with `DistContext.from_env()` inside a process torchrun started; pass it to
     `Trainer` or `runner.execute`, and call `close()` at the end.
@@ -117,7 +110,6 @@ class DistContext:
     @classmethod
     def from_env(cls, timeout: float = DEFAULT_TIMEOUT) -> "DistContext":
         """Join the process group torchrun describes in RANK, WORLD_SIZE, MASTER_ADDR, ..."""
-        global _ACTIVE
         rank = int(os.environ["RANK"])
         world = int(os.environ["WORLD_SIZE"])
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -137,16 +129,12 @@ class DistContext:
         if context.is_main:
             context._watchdog = threading.Thread(target=context._watch, name="tui-trainer-ranks", daemon=True)
             context._watchdog.start()
-        _ACTIVE = context
         return context
 
     def close(self) -> None:
-        global _ACTIVE
         self._closing.set()
         if self._watchdog is not None and self._watchdog is not threading.current_thread():
             self._watchdog.join(timeout=2)
-        if _ACTIVE is self:
-            _ACTIVE = None
         if not tdist.is_initialized():
             return
         if self._failure_described and self.uses_nccl:
@@ -192,6 +180,10 @@ class DistContext:
             else:
                 tdist.broadcast(buffer, src=0)
         return bare
+
+    def interruptible(self, batches, control):
+        """Validation batches as they are: the ranks stop together, at optimizer-step boundaries only."""
+        return batches
 
     # ------------------------------------------------------------------ collectives on the CPU group
     def barrier(self) -> None:
@@ -372,61 +364,3 @@ class DistContext:
             if text and self.on_peer_failure is not None:
                 self.on_peer_failure(f"{text}; waiting for the other processes to stop")
             return
-
-# ---------------------------------------------------------------------- helpers for resume
-def resume_for_process_count(saved: dict, dist: DistContext | None, emit) -> dict:
-    """Fit a checkpoint to this run's process count (call before `Trainer.load_state_dict`).
-
-    Same count: each rank continues with its own random-number state, exactly. A different
-    count: the data are sharded differently, so a checkpoint saved mid-epoch restarts that
-    epoch from its first batch (with a warning); an epoch-boundary checkpoint continues as is.
-    """
-    rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
-    saved_world = int(saved.get("world_size") or 1)
-    saved = dict(saved)
-    rank_rng = saved.get("rank_rng") or []
-    if rank < len(rank_rng) and rank_rng[rank] is not None and saved_world == world:
-        saved["rng"] = rank_rng[rank]
-    elif rank > 0:
-        saved["rng"] = _fresh_rng(int((saved.get("config") or {}).get("seed") or 0) + rank
-                                  + 1000 * int(saved.get("epoch", 0)))
-    if saved_world == world:
-        return saved
-    batch = int((saved.get("config") or {}).get("batch_size") or 0)
-    emit_notice = emit if emit is not None else (lambda e: None)
-    from .. import events as ev
-
-    if saved.get("scheduler_state_dict") and "total_steps" in (saved.get("scheduler_state_dict") or {}):
-        raise UserError(f"this run was saved by {saved_world} process(es) and its onecycle schedule is fixed in "
-                        f"optimizer steps; resume it with {saved_world} process(es)")
-    emit_notice(ev.Notice(level="warning", message=(
-        f"resuming with {world} process(es) a run saved by {saved_world}: each epoch is split "
-        f"{world} ways, so the global batch is now {world} x {batch} and the result is not identical "
-        f"to an uninterrupted run")))
-    step = int(saved.get("step_in_epoch") or 0)
-    if step:
-        emit_notice(ev.Notice(level="warning", message=(
-            f"the checkpoint was saved at step {step} of epoch {int(saved['epoch']) + 1}; with a different "
-            "number of processes that epoch restarts from its first batch")))
-        saved["step_in_epoch"] = 0
-        saved["epoch_sums"] = None
-        if saved.get("loader"):
-            saved["loader"] = dict(saved["loader"], skip=0)
-    return saved
-
-
-def _fresh_rng(seed: int) -> dict:
-    from . import checkpoint as ckpt
-
-    saved = ckpt.capture_rng()
-    try:
-        import random
-
-        import numpy as np
-
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
-        return ckpt.capture_rng()
-    finally:
-        ckpt.restore_rng(saved)

@@ -1,89 +1,78 @@
-"""Validation each epoch, the final evaluation of the best model and report.json.
-A mixin of `Trainer` (see loop.py), which owns the state."""
+"""Validation: one pass over the validation loader per epoch.
+
+The loss and the confusion matrix accumulate on the device (the matrix with one `bincount`)
+and come back in one transfer at the end, summed over every process in one all-reduce. The
+matrix is the epoch's whole result: accuracy is its trace, and the final report's precision,
+recall and F1 are computed from the best epoch's matrix (metrics.py) - no second pass.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from .. import events as ev
 from ..errors import NonFiniteLossError
-from . import checkpoint as ckpt
-from .metrics import classification_metrics_from_confusion, predict, report_event
-from .outcomes import StopValidation
+from .metrics import predict
 
 
-class Evaluation:
-    def _stoppable(self, loader):
-        control = self.control
-        for batch in loader:
-            if control.pending and control.stop_reason is not None:
-                raise StopValidation
-            yield batch
+@dataclass(frozen=True)
+class ValidationResult:
+    loss: float  # per sample
+    accuracy: float  # percent
+    confusion: torch.Tensor | None  # [true class, predicted class] counts (int64, CPU); None without classes
+    count: int
 
-    def _validate(self, epoch: int) -> tuple[float, float]:
-        loader = self.val_loader
-        steps = len(loader) if not self.limit_batches else min(len(loader), self.limit_batches)
-        self.emit(ev.ValidationStarted(epoch=epoch, steps=steps))
-        model = self.dist.eval_model(self.model) if self.dist is not None else self.model
-        if self.dist is None:  # ranks stop together at step boundaries only
-            loader = self._stoppable(loader)
-        targets, preds, loss_sum, count = predict(
-            model, loader, self.device, self.criterion, self.precision.autocast,
-            self.limit_batches, self.channels_last)
-        correct = int((targets == preds).sum()) if count else 0
-        totals = [loss_sum, correct, count]
-        if self.dist is not None:
-            totals = self.dist.all_reduce_sum(totals, self.device)
-        count = max(1, int(totals[2]))
-        val_loss = totals[0] / count
-        if not math.isfinite(val_loss):
+
+class Validator:
+    def __init__(self, loader, criterion, device: torch.device, autocast, process, *, limit_batches: int | None = None,
+                 channels_last: bool = False, num_classes: int | None = None) -> None:
+        self.loader, self.criterion, self.device, self.autocast = loader, criterion, device, autocast
+        self.process = process
+        self.limit_batches = limit_batches
+        self.channels_last = channels_last
+        self.num_classes = num_classes
+
+    @property
+    def steps(self) -> int:
+        n = len(self.loader)
+        return min(n, self.limit_batches) if self.limit_batches else n
+
+    @torch.inference_mode()
+    def run(self, model: torch.nn.Module, control, epoch: int) -> ValidationResult:
+        """Validate `model`; raises StopValidation (one process) when a stop is asked for meanwhile."""
+        model = self.process.eval_model(model)
+        model.eval()
+        classes = self.num_classes
+        losses, cells = [], []
+        for i, (x, y) in enumerate(self.process.interruptible(self.loader, control)):
+            if self.limit_batches is not None and i >= self.limit_batches:
+                break
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            if self.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                out = model(x)
+                losses.append(self.criterion(out.float(), y).detach() * y.size(0))
+            classes = classes or out.size(1)
+            cells.append(y * classes + out.argmax(dim=1))
+        size = (classes or 0) ** 2
+        if cells:
+            # the loss summed in float32 as a per-batch list, then carried exactly in float64
+            totals = torch.cat([torch.stack(losses).sum().double().view(1),
+                                torch.bincount(torch.cat(cells), minlength=size).double()])
+        else:  # an empty shard (another process may have batches)
+            totals = torch.zeros(1 + size, dtype=torch.float64)
+        totals = self.process.all_reduce_tensor(totals.cpu(), self.device)  # the one read-back
+        confusion = totals[1:].to(torch.int64).view(classes, classes) if classes else None
+        count = int(totals[1:].sum())
+        loss = float(totals[0]) / max(1, count)
+        if not math.isfinite(loss):
             raise NonFiniteLossError(epoch, 0, phase="validation")
-        return val_loss, 100.0 * totals[1] / count
-
-    def _final_evaluation(self) -> None:
-        if self.epoch == 0:
-            return  # stopped before any epoch finished: nothing to report on
-        try:
-            self.load_best_model()
-        except ckpt.CheckpointError as exc:  # damaged on disk since it was written: report on what we have
-            self.emit(ev.Notice(level="warning", message=f"{exc}; evaluating the current weights instead"))
-        self.emit(ev.Preparing(stage="evaluating", detail="final evaluation of the best model"))
-        model = self.dist.eval_model(self.model) if self.dist is not None else self.model
-        targets, preds, loss_sum, count = predict(
-            model, self.val_loader, self.device, self.criterion, self.precision.autocast,
-            self.limit_batches, self.channels_last)
-        num_classes = self.num_classes or int(max(targets.max(initial=0), preds.max(initial=0)) + 1)
-        cm = torch.zeros(num_classes * num_classes, dtype=torch.int64)
-        cm += torch.bincount(torch.from_numpy(targets * num_classes + preds), minlength=num_classes ** 2)
-        totals = [loss_sum, count]
-        if self.dist is not None:
-            cm = self.dist.all_reduce_tensor(cm, self.device)
-            totals = self.dist.all_reduce_sum(totals, self.device)
-        cm = cm.view(num_classes, num_classes).numpy()
-        result = classification_metrics_from_confusion(cm, self.class_names)
-        loss = totals[0] / max(1, int(totals[1]))
-        self.report = result
-        event = report_event(result, "validation", loss, self.best_epoch)
-        self.emit(event)
-        if self.save_dir is not None and self.is_main:
-            self._write_report(event)
-
-    def _write_report(self, event: ev.EvaluationReport) -> None:
-        data = ev.to_dict(event)
-        data.pop("event")
-        data.update({"best_epoch": self.best_epoch, "best_val_acc": self.best_val_acc,
-                     "best_val_loss": self.best_val_loss, "monitor": self.monitor,
-                     "epochs_completed": self.epoch, "status": self.status,
-                     "history": self._history_dict()})
-        from ..runlog import write_json_atomic
-
-        try:
-            write_json_atomic(self.save_dir / "report.json", data)
-        except OSError as exc:
-            self.emit(ev.Notice(level="error", message=f"could not write report.json: {exc}"))
-
+        correct = int(confusion.diagonal().sum()) if confusion is not None else 0
+        return ValidationResult(loss, 100.0 * correct / max(1, count), confusion, count)
 
 
 def validate_epoch(model, dataloader, criterion, device) -> tuple[float, float]:

@@ -93,14 +93,38 @@ def report_event(result: dict, split: str, loss: float, best_epoch: int) -> ev.E
 
 
 def classification_metrics_from_confusion(cm, class_names: Sequence[str] | None = None) -> dict:
-    """The scikit-learn metrics for the predictions a confusion matrix stands for."""
-    import numpy as np
-
+    """The metrics of classification_metrics, from a confusion matrix ([true, predicted] counts):
+    what scikit-learn computes from the predictions the matrix stands for, with zero_division=0
+    (a class never predicted, or never present, scores 0), without expanding it into them."""
+    cm = np.asarray(cm, dtype=np.int64)
     n = cm.shape[0]
-    rows, cols = np.nonzero(cm)
-    counts = cm[rows, cols]
-    targets = np.repeat(rows, counts)
-    preds = np.repeat(cols, counts)
-    result = classification_metrics(targets, preds, n, class_names)
-    result["confusion_matrix"] = np.asarray(cm)
-    return result
+    true_pos = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1)  # samples of each class
+    predicted = cm.sum(axis=0)  # predictions of each class
+    precision = _ratio(true_pos, predicted)
+    recall = _ratio(true_pos, support)
+    f1 = _ratio(2 * true_pos, support + predicted)  # 2PR / (P + R), as scikit-learn computes it
+    total = support.sum()
+
+    def weighted(values: np.ndarray) -> float:
+        return float(np.average(values, weights=support)) if total else 0.0
+
+    names = list(class_names) if class_names else [str(i) for i in range(n)]
+    return {
+        "accuracy": float(true_pos.sum() / total) if total else 0.0,
+        "precision": weighted(precision), "recall": weighted(recall), "f1": weighted(f1),
+        "macro_precision": float(precision.mean()) if n else 0.0, "macro_recall": float(recall.mean()) if n else 0.0,
+        "macro_f1": float(f1.mean()) if n else 0.0,
+        "per_class": {
+            "precision": [float(x) for x in precision], "recall": [float(x) for x in recall],
+            "f1": [float(x) for x in f1], "support": [int(x) for x in support],
+        },
+        "confusion_matrix": cm,
+        "class_names": names,
+    }
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(numerator), dtype=np.float64)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out

@@ -1,11 +1,9 @@
-"""How a run ends early: the exceptions the training loop raises to unwind, and what each
-kind of stop request leads to."""
+"""How a run ends early: the exceptions the training loop raises to unwind. What each kind of
+stop leads to (the final status, whether a report follows) is the StopReason's (vocab.py)."""
 
 from __future__ import annotations
 
-# What a stop request leads to: (final status, evaluate and write the report?)
-STOP_OUTCOMES = {"user": ("stopped", True), "signal": ("interrupted", True),
-                 "quit": ("interrupted", False), "term": ("interrupted", False)}
+from ..vocab import StopReason
 
 
 class CheckpointWriteError(RuntimeError):
@@ -17,8 +15,8 @@ class CheckpointWriteError(RuntimeError):
 
 
 class StopTraining(Exception):
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    def __init__(self, reason: str | StopReason) -> None:
+        self.reason = StopReason.parse(reason)
 
 
 class StopValidation(Exception):

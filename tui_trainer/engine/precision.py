@@ -14,6 +14,8 @@ import torch
 
 from ..errors import UserError
 
+_FULL_PRECISION = contextlib.nullcontext()  # reusable: entering it does nothing
+
 
 @dataclass(frozen=True)
 class Precision:
@@ -26,7 +28,7 @@ class Precision:
 
     def autocast(self):
         if self.dtype is None:
-            return contextlib.nullcontext()
+            return _FULL_PRECISION
         return torch.autocast(device_type=self.device_type, dtype=self.dtype)
 
     def make_scaler(self) -> torch.amp.GradScaler | None:

@@ -42,10 +42,11 @@ def console_app(session):
     return app
 
 
-def config_job_for_console(config, run_dir: Path, *, resume: bool = False, checkpoint=None, trainer_options=None):
+def config_job_for_console(config, run_dir: Path, *, resume: bool = False, checkpoint=None, trainer_options=None,
+                           dist=None):
     from ...session import config_job
 
-    return config_job(config, run_dir, resume=resume, checkpoint=checkpoint,
+    return config_job(config, run_dir, resume=resume, checkpoint=checkpoint, dist=dist,
                       trainer_options={"progress_interval": CONSOLE_PROGRESS_INTERVAL, **(trainer_options or {})})
 
 
@@ -64,11 +65,13 @@ def build_app(config, run_dir: Path, *, resume: bool = False, extra_sinks=(), tr
     return app, app.store, session.control, session
 
 
-def run_tui(session, config, run_dir: Path, *, resume: bool = False, checkpoint=None) -> int:
-    """The console for a CLI run in `session`; returns the exit code once it has closed."""
+def run_tui(session, config, run_dir: Path, *, resume: bool = False, checkpoint=None, dist=None) -> int:
+    """The console for a CLI run in `session`; returns the exit code once it has closed.
+    dist: rank 0's torchrun context, None alone."""
     share_malloc_arena()
     app = console_app(session)
-    session.run_with_console(app, config_job_for_console(config, run_dir, resume=resume, checkpoint=checkpoint))
+    session.run_with_console(app, config_job_for_console(config, run_dir, resume=resume, checkpoint=checkpoint,
+                                                         dist=dist))
     return _exit_code(app, app.store)
 
 
