@@ -1,4 +1,4 @@
-"""Small text renderings shared by the panels: bars and colour thresholds."""
+"""Small text renderings shared by the panels: bars and thresholds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.text import Span, Text
 FULL, EMPTY = "█", "░"
 
 
-def bar(fraction: float, width: int, style: str = "green", empty_style: str = "grey42") -> Text:
+def bar(fraction: float, width: int, style: Style, empty_style: Style) -> Text:
     fraction = min(1.0, max(0.0, fraction))
     filled = int(round(fraction * width))
     text = Text(FULL * filled, style=style)
@@ -18,28 +18,15 @@ def bar(fraction: float, width: int, style: str = "green", empty_style: str = "g
     return text
 
 
-def level_style(value: float | None, warn: float, hot: float) -> str:
-    """green below `warn`, yellow below `hot`, red above (load, memory, temperature)."""
+def level_role(value: float | None, warn: float, hot: float) -> str:
+    """good below `warn`, warning below `hot`, error above (load, memory, temperature)."""
     if value is None:
-        return "grey50"
+        return "muted"
     if value >= hot:
-        return "bold red"
+        return "error"
     if value >= warn:
-        return "yellow"
-    return "green"
-
-
-STATUS_STYLES = {
-    "PREPARING": "bold black on cyan",
-    "RUNNING": "bold black on green",
-    "PAUSED": "bold black on yellow",
-    "STOPPING": "bold black on dark_orange",
-    "FINISHED": "bold white on blue",
-    "EARLY STOPPED": "bold white on blue",
-    "STOPPED": "bold white on blue",
-    "INTERRUPTED": "bold black on yellow",
-    "FAILED": "bold white on red",
-}
+        return "warning"
+    return "good"
 
 
 @functools.lru_cache(maxsize=256)
