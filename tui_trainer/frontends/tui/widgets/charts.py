@@ -82,6 +82,11 @@ class Chart(Panel, Widget):
     def figure(self, state: RunState) -> Figure:
         raise NotImplementedError
 
+    @property
+    def shown_on_screen(self) -> bool:
+        # not before layout has given it a size: it is drawn on the resize that follows
+        return bool(self.size.area) and super().shown_on_screen
+
     def draw(self, state: RunState) -> None:
         width, height = self.size
         palette = self.palette
