@@ -118,8 +118,8 @@ class _Canvas:
 
 
 def render(figure: Figure, width: int, height: int, styles: Mapping[str, Style], base: Style) -> list[Strip]:
-    """The figure as `height` strips of `width` cells; `styles` maps each role to its style,
-    `base` styles the frame, the labels and the empty cells."""
+    """The figure as `height` strips of `width` cells; `styles` maps each role to its text
+    colour, `base` styles the frame, the labels and the empty cells (and is beneath the roles)."""
     if width <= 0 or height <= 0:
         return []
     label_width = max((len(label) for _, label in figure.yticks), default=0)
@@ -163,7 +163,8 @@ def render(figure: Figure, width: int, height: int, styles: Mapping[str, Style],
     axis.append(("┘" if figure.box else " ", None))
     lines.append([(pad, None), *axis])
     lines.append([(_tick_labels(tick_cols, label_width + 1, width), None)])
-    return [_strip(line, width, styles, base) for line in lines[:height]]
+    on_base = {role: base + style for role, style in styles.items()}  # a role's colour on the chart's background
+    return [_strip(line, width, on_base, base) for line in lines[:height]]
 
 
 def _tick_labels(tick_cols: Mapping[int, str], offset: int, width: int) -> str:
