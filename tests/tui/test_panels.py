@@ -14,7 +14,7 @@ from textual.widgets import Static
 from tui_trainer import events as ev
 from tui_trainer.engine.control import Control
 from tui_trainer.frontends.tui.app import TrainerApp
-from tui_trainer.frontends.tui.scenes import STEPS, cifar_run
+from tui_trainer.frontends.tui.scenes import cifar_run
 from tui_trainer.frontends.tui.scenes_app import scene_app
 from tui_trainer.frontends.tui.store import StateStore
 from tui_trainer.frontends.tui.widgets import charts

@@ -131,3 +131,20 @@ async def test_the_theme_is_changed_with_ctrl_p():
         assert "ansi-dark" not in app.available_themes
 
 
+
+
+async def test_no_color_leaves_only_greys_on_every_panel(monkeypatch):
+    """NO_COLOR (no-color.org): every panel is painted in greys only, the shaded matrix too
+    (Textual turns each colour into a grey of its lightness, so the shades stay apart)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    for scene, panels in (("running", DASHBOARD), ("early-stopped", REPORT)):
+        app = scene_app(scene)
+        async with app.run_test(size=MEDIUM) as pilot:
+            await pilot.pause()
+            for panel in panels:
+                widget = app.query_one(panel)
+                width, height = widget.outer_size
+                colours = {colour for strip in widget.render_lines(Region(0, 0, width, height)) for s in strip
+                           if s.style is not None for colour in (s.style.color, s.style.bgcolor) if colour is not None}
+                rgb = [c.get_truecolor() for c in colours]
+                assert rgb and all(c.red == c.green == c.blue for c in rgb), (panel, [c.hex for c in rgb][:5])

@@ -26,7 +26,6 @@ from .bars import frozen
 # role: its colour, from the theme
 ROLES = {
     "muted": "$text-muted",  # labels, units, secondary facts
-    "faint": "$text-disabled",  # what is not available now
     "track": "$foreground 20%",  # the unfilled part of a thin bar
     "empty": "$foreground 38%",  # the unfilled part of a block bar
     "good": "$text-success",
@@ -34,7 +33,6 @@ ROLES = {
     "error": "$text-error",
     "primary": "$text-primary",
     "accent": "$text-accent",
-    "secondary": "$text-secondary",
 }
 ROLE_CLASSES = frozenset(f"panel--{role}" for role in ROLES)
 ROLE_CSS = "\n".join(f".panel--{role} {{ color: {colour}; }}" for role, colour in ROLES.items())
@@ -49,9 +47,6 @@ class Palette:
         for role in ROLES:
             full = widget.get_component_rich_style(f"panel--{role}")
             setattr(self, role, Style(color=full.color, bold=full.bold, italic=full.italic))
-
-    def __getattr__(self, role: str) -> Style:  # for type checkers: every role is an attribute
-        raise AttributeError(role)
 
 
 _NOTHING_DRAWN = object()
@@ -90,12 +85,6 @@ class Panel:
             return
         self._drawn_key = key
         self.draw(state)
-
-    def redraw(self) -> None:
-        """Draw the last state again, whatever the key says."""
-        self._drawn_key = _NOTHING_DRAWN
-        if self._state is not None:
-            self.show(self._state)
 
     @property
     def shown_on_screen(self) -> bool:

@@ -89,10 +89,7 @@ class Chart(Panel, Widget):
 
     def draw(self, state: RunState) -> None:
         width, height = self.size
-        palette = self.palette
-        styles = {role: getattr(palette, role) for role in ("muted", "good", "warning", "error", "primary",
-                                                              "accent", "secondary")}
-        self._strips = render(self.figure(state), width, height, styles, self.rich_style)
+        self._strips = render(self.figure(state), width, height, vars(self.palette), self.rich_style)
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
