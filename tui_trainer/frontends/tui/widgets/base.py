@@ -18,6 +18,7 @@ from typing import Hashable
 
 from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from ....state import RunState
@@ -136,3 +137,37 @@ class TextPanel(Panel):
 
 def text_lines(text) -> int:
     return text.plain.count("\n") + 1
+
+
+class LinePanel(Panel):
+    """A panel drawn as one Text that never wraps, rendered by Rich straight into the lines
+    Textual paints. For the panels redrawn at every poll (progress, sparklines): a Static turns
+    each new Text into its own content form first, about twice the UI time, which the
+    training thread shares on a small machine. The host is a plain Widget."""
+
+    _text: Text = Text()
+    _line_count = 1
+    _strips: tuple[int, list] | None = None  # (width, strips)
+
+    def set_text(self, text: Text) -> None:
+        lines = text_lines(text)
+        relayout = lines != self._line_count
+        self._text, self._line_count, self._strips = text, lines, None
+        self.refresh(layout=relayout)  # type: ignore[attr-defined]
+
+    def render(self) -> Text:
+        """What is shown (for a reader of the widget; painting goes through render_line)."""
+        return self._text
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return self._line_count
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width  # type: ignore[attr-defined]
+        if self._strips is None or self._strips[0] != width:
+            console = self.app.console  # type: ignore[attr-defined]
+            options = console.options.update(width=width, height=self._line_count, no_wrap=True)
+            lines = console.render_lines(self._text, options, style=self.rich_style, pad=True)  # type: ignore[attr-defined]
+            self._strips = (width, [Strip(line, width) for line in lines])
+        strips = self._strips[1]
+        return strips[y] if y < len(strips) else Strip.blank(width, self.rich_style)  # type: ignore[attr-defined]

@@ -11,11 +11,11 @@ from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Static
+from textual.widget import Widget
 
 from .... import fmt
 from ....state import RunState
-from .base import TextPanel
+from .base import LinePanel
 from .charts import BEST_ROLE, TRAIN_ROLE, VALIDATION_ROLE, HistoryChart
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -71,23 +71,19 @@ class MetricsPanel(Vertical):
             yield HistoryChart("acc", "accuracy %", id="acc-chart")
 
 
-class Sparks(TextPanel, Static):
+class Sparks(LinePanel, Widget):
     """Loss and accuracy of the recent steps, and the legend of the charts below."""
 
     DEFAULT_CSS = """
     Sparks { height: 3; }
     """
-    fixed_height = True
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__("", **kwargs)
 
     def key(self, state: RunState):
         return (state.step_losses, state.step_accs, self.size.width)
 
     def draw(self, state: RunState) -> None:
         width = max(10, self.size.width - LABEL_WIDTH)
-        self.set_content(self.sparks_text(state, self.palette, width, self.size.width), 3)
+        self.set_text(self.sparks_text(state, self.palette, width, self.size.width))
 
     @staticmethod
     def sparks_text(state: RunState, palette, width: int, panel_width: int = 200) -> Text:

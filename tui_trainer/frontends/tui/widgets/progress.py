@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from rich.style import Style
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from .... import fmt
 from ....state import RunState
-from .base import TextPanel
+from .base import LinePanel
 
 PHASE_TEXT = {"training": "training", "validating": "validating", "evaluating": "final evaluation"}
 LABEL, PCT = 15, 6
@@ -31,21 +31,18 @@ def line_bar(fraction: float, width: int, style: Style, track: Style) -> Text:
 ENDED_AS_PLANNED = ("FINISHED", "EARLY STOPPED", "STOPPED")
 
 
-class ProgressPanel(TextPanel, Static):
+class ProgressPanel(LinePanel, Widget):
     DEFAULT_CSS = """
-    ProgressPanel { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
+    ProgressPanel { height: auto; }
     """
     #: set by the App when the run's writer is gone without an end: no ETA for a run that stopped
     stale = False
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__("", **kwargs)
 
     def key(self, state: RunState):
         return (state.version if state.active else (state.status, state.end), self.size.width, self.stale)
 
     def draw(self, state: RunState) -> None:
-        self.set_content(self.render_text(state, self.palette, self.size.width, self.stale), 3)
+        self.set_text(self.render_text(state, self.palette, self.size.width, self.stale))
 
     @staticmethod
     def render_text(state: RunState, palette, width: int, stale: bool = False) -> Text:
