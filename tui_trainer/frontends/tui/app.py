@@ -1,7 +1,7 @@
-"""The live console. The App is thin: it polls the StateStore, hands each panel the newest
-RunState, and maps keys onto the Control. The run belongs to a Session (session.py), which
-trains on a thread of its own: the App starts it once its first frame is up, and is told when
-it is done."""
+"""The live console. The App is thin: it polls the StateStore, hands every panel the newest
+RunState in one batched update (each draws only what changed for it), and maps keys onto the
+Control. The run belongs to a Session (session.py), which trains on a thread of its own: the
+App starts it once its first frame is up, and is told when it is done."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ... import fmt
 from ...state import RunState
 from ...vocab import Status, StopReason
 from .store import StateStore
+from .widgets.base import Panel
 from .widgets.dialogs import HelpScreen, QuitScreen, key_help
 from .widgets.early_stop import EarlyStopPanel
 from .widgets.events_log import EventsPanel
@@ -28,6 +29,10 @@ from .widgets.report import ReportPanel
 from .widgets.system import SystemPanel
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
+# The themes offered (ctrl+p): Textual's own, less the two ANSI ones, whose colours are the
+# terminal's and unknown here, so the confusion matrix's 4.5:1 contrast cannot be kept in them
+# (tests/tui/test_report_colours.py checks every theme offered).
+WITHOUT_THEMES = ("ansi-dark", "ansi-light")
 CONTROL_ACTIONS = ("pause", "resume", "stop", "checkpoint", "lr_up", "lr_down")
 FOLLOW_INTERVAL = 0.5  # seconds between reads of a followed run's events.jsonl
 
@@ -61,6 +66,7 @@ class TrainerApp(App[int]):
         Binding("d", "toggle_view", "Report", id="view", tooltip="Show the final report"),
         Binding("d", "show_dashboard", "Dashboard", id="dashboard", tooltip="Back to the dashboard"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
+        Binding("ctrl+p", "change_theme", "Theme", show=False, id="theme", tooltip="Change the colour theme"),
         Binding("q", "quit_app", "Quit", id="quit", tooltip="Quit (asks first while training)"),
         Binding("ctrl+c", "quit_app", "Quit", show=False, priority=True),
         Binding("ctrl+z", "suspend", "Suspend", show=False, tooltip="Suspend to the shell; fg brings it back"),
@@ -74,6 +80,8 @@ class TrainerApp(App[int]):
         returns the events appended since the last call and whose `live` says whether the
         writer still holds the run directory."""
         super().__init__()
+        for name in WITHOUT_THEMES:
+            self.unregister_theme(name)
         self.store = store
         self.control = control
         self.engine = engine
@@ -134,9 +142,12 @@ class TrainerApp(App[int]):
                   "early": "Early stopping", "system": "System", "events": "Events", "report": "Report"}
         for widget_id, title in titles.items():
             self.query_one(f"#{widget_id}").border_title = title
+        self._panels = [node for node in self.screen.walk_children() if isinstance(node, Panel)]
         self._apply_size(self.size.width, self.size.height)
         self.refresh_view(force=True)
         self.set_interval(self.poll_interval, self.refresh_view)
+        # every panel's key holds the theme: a new theme redraws them all
+        self.theme_changed_signal.subscribe(self, lambda theme: self.refresh_view(force=True))
         if self.follow is not None:
             self.set_interval(FOLLOW_INTERVAL, self._read_followed)
         self.app_resume_signal.subscribe(self, self._back_from_suspend)
@@ -183,7 +194,11 @@ class TrainerApp(App[int]):
         its last event said."""
         return self.follow is not None and not self.follow.live and self.store.snapshot().active
 
+    _panels: list[Panel] = []
+
     def refresh_view(self, force: bool = False) -> None:
+        """The one loop: every panel gets the newest state. force: look again although the
+        state is the same (a resize, a key's badge, the followed writer's going, a new theme)."""
         state = self.store.snapshot()
         if state.version == self._shown_version and not force:
             return
@@ -192,17 +207,12 @@ class TrainerApp(App[int]):
             self._status_changed(state)
         self._confirm_requests(state)
         stale = self.stale
-        badge = self.requested or ("NOT RUNNING · no end recorded" if stale else "")
+        self.query_one(StatusHeader).annotate(self.requested or ("NOT RUNNING · no end recorded" if stale else ""),
+                                              self.source_note)
+        self.query_one(ProgressPanel).stale = stale
         with self.batch_update():
-            self.query_one(StatusHeader).show(state, badge, self.source_note)
-            self.query_one(ProgressPanel).stale = stale
-            self.query_one(ProgressPanel).show(state)
-            self.query_one(MetricsPanel).show(state)
-            self.query_one(LrPanel).show(state)
-            self.query_one(EarlyStopPanel).show(state)
-            self.query_one(SystemPanel).show(state)
-            self.query_one(EventsPanel).show(state)
-            self.query_one(ReportPanel).show(state)
+            for panel in self._panels:
+                panel.show(state)
 
     def _status_changed(self, state: RunState) -> None:
         previous, self._shown_status = self._shown_status, state.status
@@ -259,7 +269,7 @@ class TrainerApp(App[int]):
     # ----- keys -----
     def _show_request(self, text: str) -> None:
         self.requested = text
-        self.query_one(StatusHeader).show(self.store.snapshot(), self.requested, self.source_note)
+        self.refresh_view(force=True)
 
     def action_pause(self) -> None:
         self.control.pause()

@@ -3,9 +3,10 @@ run, for the snapshot tests. No clocks, no live readings, no randomness: every v
 computed from the arguments.
 
 The numbers are ones the program could produce: SimpleCNN's real parameter count on 3x32x32
-input (tests/tui/test_scenes.py builds the model to check it), the engine's early-stopping rule
-applied to the scripted validation losses, the LR the cosine schedule gives at each step,
-manual changes carried forward. The GPU readings exist only to test the GPU panel; the README's
+input (tests/tui/test_scenes.py builds the model to check it), the best epoch chosen as the
+engine chooses it by default (the lowest validation loss, `--monitor val_loss`), early stopping
+counting from that same epoch, events in the order the engine emits them, the LR the cosine
+schedule gives at each step, manual changes carried forward. The GPU readings exist only to test the GPU panel; the README's
 pictures come from recorded real runs (scripts/make_screenshots.py), never from these scenes.
 """
 
@@ -78,10 +79,10 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
         train_size=50_000, val_size=10_000, num_classes=10, class_names=CIFAR10_CLASSES, optimizer="AdamW",
         lr=lr0, scheduler="plateau" if plateau_at else "cosine", weight_decay=0.01,
         lr_plan=() if plateau_at else plan, patience=patience, min_delta=0.0, restore_best=True,
-        clip_grad=1.0, checkpoint_every=10, seed=0, world_size=ranks)
+        clip_grad=1.0, checkpoint_every=10, seed=0, world_size=ranks, monitor="val_loss")
     add(ev.Notice, level="info", message="data on the GPU: 50,000 training images, augmentation in batches")
-    best_loss, best_loss_epoch, counter = math.inf, 0, 0
-    best_acc, best_epoch = -1.0, 0
+    # the best epoch: the lowest val_loss (ties: the higher val_acc), as the engine's default
+    best_epoch, best_loss, best_acc, counter = 0, math.inf, -1.0, 0
     lr = lr0
     manual = 1.0  # the product of the manual LR changes so far
     epoch_seconds = EPOCH_SECONDS if gpu else 26.0
@@ -102,22 +103,21 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
             manual /= 2
         add(ev.ValidationStarted, epoch=epoch, steps=20)
         t += epoch_seconds * 0.1
-        is_best = va > best_acc
-        if is_best:
-            best_acc, best_epoch = va, epoch
-        add(ev.EpochEnd, epoch=epoch, num_epochs=num_epochs, train_loss=tl, train_acc=ta, val_loss=vl, val_acc=va,
-            lr=epoch_lr, epoch_time=epoch_seconds, train_time=epoch_seconds * 0.9, val_time=epoch_seconds * 0.1,
-            samples_per_sec=rate, is_best=is_best, best_epoch=best_epoch, best_val_acc=best_acc)
-        if plateau_at and epoch == plateau_at:
+        if plateau_at and epoch == plateau_at:  # the scheduler steps before the epoch's end is told
             add(ev.LrChanged, epoch=epoch, step=STEPS, old_lr=lr, new_lr=lr / 2, reason="plateau")
             lr /= 2
-        if vl < best_loss:
-            best_loss, best_loss_epoch, counter = vl, epoch, 0
+        is_best = vl < best_loss or (vl == best_loss and va > best_acc)
+        if is_best:
+            best_epoch, best_loss, best_acc, counter = epoch, vl, va, 0
         else:
             counter += 1
+        add(ev.EpochEnd, epoch=epoch, num_epochs=num_epochs, train_loss=tl, train_acc=ta, val_loss=vl, val_acc=va,
+            lr=epoch_lr, epoch_time=epoch_seconds, train_time=epoch_seconds * 0.9, val_time=epoch_seconds * 0.1,
+            samples_per_sec=rate, is_best=is_best, best_epoch=best_epoch, best_val_acc=best_acc,
+            best_val_loss=best_loss, monitor="val_loss")
         triggered = counter >= patience
         add(ev.EarlyStopUpdate, epoch=epoch, counter=counter, patience=patience, best_score=best_loss,
-            best_epoch=best_loss_epoch, min_delta=0.0, improved=counter == 0, triggered=triggered)
+            best_epoch=best_epoch, min_delta=0.0, monitor="val_loss", improved=is_best, triggered=triggered)
         if is_best:
             add(ev.CheckpointSaved, epoch=epoch, kind="best", path="runs/x/best_model.pth")
         if epoch % 10 == 0:
@@ -151,16 +151,19 @@ def cifar_run(epochs_done: int = 12, step: int = 180, *, num_epochs: int = 100, 
     if stop is not None:
         if stop == "user":
             add(ev.StopRequested, reason="user")
-        add(ev.Notice, level="info", message=f"loaded the best model (epoch {best_epoch}, val acc {best_acc:.2f}%)")
+        add(ev.Notice, level="info", message=f"loaded the best model (epoch {best_epoch}, val_loss {best_loss:.4f}, "
+                                             f"val acc {best_acc:.2f}%)")
         t += 3.0
-        add(ev.EvaluationReport, **report_fields(best_epoch, best_acc / 100))
+        add(ev.EvaluationReport, **report_fields(best_epoch, best_acc / 100, best_loss))
         add(ev.RunFinished, status="early_stopped" if stop == "early" else "stopped", epochs_completed=epochs_done,
-            best_epoch=best_epoch, best_val_acc=best_acc, elapsed=t - T0, last_checkpoint="runs/x/last.pth")
+            best_epoch=best_epoch, best_val_acc=best_acc, elapsed=t - T0, last_checkpoint="runs/x/last.pth",
+            best_val_loss=best_loss, monitor="val_loss")
     return events
 
 
-def report_fields(best_epoch: int, accuracy: float) -> dict:
-    """A CIFAR-10-like confusion matrix near `accuracy` (cats and dogs confused, as they are)."""
+def report_fields(best_epoch: int, accuracy: float, loss: float = 0.6123) -> dict:
+    """A CIFAR-10-like confusion matrix near `accuracy` (cats and dogs confused, as they are);
+    the final evaluation is of the best epoch's weights, so its loss is that epoch's."""
     n = 10
     confusions = {(3, 5): 112, (5, 3): 95, (1, 9): 38, (9, 1): 44, (2, 4): 41, (4, 2): 37, (0, 8): 36,
                   (8, 0): 29, (3, 6): 33, (4, 7): 30, (7, 4): 26, (6, 3): 21, (2, 6): 25, (5, 7): 22}
@@ -176,7 +179,7 @@ def report_fields(best_epoch: int, accuracy: float) -> dict:
     f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall)]
     total = sum(support)
     weighted = lambda xs: sum(x * s for x, s in zip(xs, support)) / total  # noqa: E731
-    return dict(split="validation", loss=0.6123, accuracy=sum(cm[i][i] for i in range(n)) / total,
+    return dict(split="validation", loss=loss, accuracy=sum(cm[i][i] for i in range(n)) / total,
                 precision=weighted(precision), recall=weighted(recall), f1=weighted(f1),
                 macro_precision=sum(precision) / n, macro_recall=sum(recall) / n, macro_f1=sum(f1) / n,
                 class_names=CIFAR10_CLASSES, per_class_precision=tuple(precision), per_class_recall=tuple(recall),

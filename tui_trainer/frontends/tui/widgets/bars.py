@@ -1,4 +1,4 @@
-"""Small text renderings shared by the panels: bars and colour thresholds."""
+"""Small text renderings shared by the panels: bars and thresholds."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ....vocab import Status
 FULL, EMPTY = "█", "░"
 
 
-def bar(fraction: float, width: int, style: str = "green", empty_style: str = "grey42") -> Text:
+def bar(fraction: float, width: int, style: Style, empty_style: Style) -> Text:
     fraction = min(1.0, max(0.0, fraction))
     filled = int(round(fraction * width))
     text = Text(FULL * filled, style=style)
@@ -20,28 +20,15 @@ def bar(fraction: float, width: int, style: str = "green", empty_style: str = "g
     return text
 
 
-def level_style(value: float | None, warn: float, hot: float) -> str:
-    """green below `warn`, yellow below `hot`, red above (load, memory, temperature)."""
+def level_role(value: float | None, warn: float, hot: float) -> str:
+    """good below `warn`, warning below `hot`, error above (load, memory, temperature)."""
     if value is None:
-        return "grey50"
+        return "muted"
     if value >= hot:
-        return "bold red"
+        return "error"
     if value >= warn:
-        return "yellow"
-    return "green"
-
-
-STATUS_STYLES = {
-    Status.PREPARING: "bold black on cyan",
-    Status.RUNNING: "bold black on green",
-    Status.PAUSED: "bold black on yellow",
-    Status.STOPPING: "bold black on dark_orange",
-    Status.FINISHED: "bold white on blue",
-    Status.EARLY_STOPPED: "bold white on blue",
-    Status.STOPPED: "bold white on blue",
-    Status.INTERRUPTED: "bold black on yellow",
-    Status.FAILED: "bold white on red",
-}
+        return "warning"
+    return "good"
 
 
 @functools.lru_cache(maxsize=256)

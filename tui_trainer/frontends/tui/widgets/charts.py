@@ -1,8 +1,9 @@
-"""Per-epoch charts drawn with plotext: the seed's plot_training_history, in the terminal.
+"""Per-epoch charts: the seed's plot_training_history, in the terminal.
 
-A chart is rebuilt only when its data or size changed; long histories are thinned to about
-two points per column, always keeping the last and the best epoch, so a run of 10,000 epochs
-costs the same to draw as one of 100.
+A chart is drawn (plot.py) when its data, size or theme changed, at once: an epoch's end shows
+as soon as the console polls. Long histories are thinned to about two points per column,
+always keeping the last and the best epoch, so a run of 10,000 epochs costs the same to draw
+as one of 100.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from textual_plotext import PlotextPlot
+from textual.strip import Strip
+from textual.widget import Widget
 
 from .... import fmt
 from ....state import RunState
-from .base import StatePanel
+from .base import Panel
+from .plot import Figure, plot_rows, render
 
 
 def thin(xs: Sequence[float], ys: Sequence[float], max_points: int, keep: Sequence[float] = ()) -> tuple[list, list]:
@@ -31,19 +34,17 @@ def thin(xs: Sequence[float], ys: Sequence[float], max_points: int, keep: Sequen
     return [xs[i] for i in order], [ys[i] for i in order]
 
 
-def epoch_ticks(plt, first: int, last: int, width: int) -> None:
-    """Whole-epoch ticks over [first, last], few enough to stay readable; the axis spans
-    exactly that range, so plotext never adds ticks of its own (7.5, 1.25)."""
+def epoch_ticks(first: int, last: int, width: int) -> tuple[tuple[float, float], list[tuple[float, str]]]:
+    """Whole-epoch ticks over [first, last], few enough to stay readable, and the x range:
+    exactly that span, so no tick falls between two epochs (7.5, 1.25)."""
     span = max(1, last - first)
     wanted = max(2, min(8, width // 8))
     step = max(1, math.ceil(span / wanted))
-    ticks = list(range(first, last + 1, step))
-    plt.xlim(first, first + span)
-    plt.xticks(ticks, [str(t) for t in ticks])
+    return (first, first + span), [(t, str(t)) for t in range(first, last + 1, step)]
 
 
 def row_ticks(lo: float, hi: float, rows: int, label, most: int = 6) -> tuple[list[float], list[str]]:
-    """Y ticks that sit exactly on a row (plotext puts `lo` on the bottom row and `hi` on the
+    """Y ticks that sit exactly on a row (the chart puts `lo` on the bottom row and `hi` on the
     top one; a tick between two rows is drawn half a row away from its value, and two ticks on
     the same row hide one): the bottom and top rows, and evenly spaced rows between them."""
     if rows < 2 or hi <= lo:
@@ -69,56 +70,39 @@ def axis_label(span: float):
     return label
 
 
-class CachedPlot(StatePanel, PlotextPlot):
-    """A plotext widget that builds its figure once per change of data, size or theme.
+class Chart(Panel, Widget):
+    """A panel drawn as a Figure: `figure(state)` says what to draw; the rows are built once
+    per change and painted from that cache."""
 
-    PlotextPlot rebuilds (and re-parses) the whole figure on every render, and Textual renders
-    a widget again whenever anything else on the screen needs a layout pass."""
+    DEFAULT_CSS = """
+    Chart { width: 1fr; height: 1fr; background: $surface; }
+    """
+    _strips: list[Strip] = []
 
-    _data_version = 0
-    _cache_key: tuple | None = None
-    _cache = None
-    _drawn_t: float | None = None
-    _data_key: tuple | None = None
-    # Seconds of run time between redraws while the run is live. New data (an epoch's end)
-    # redraws at once unless the last redraw is more recent than MIN_INTERVAL: epochs shorter
-    # than that (digits: 0.3 s) are drawn once a second, as a redraw costs ~15 ms of the UI
-    # thread, which the training shares (benchmarks/console.py overhead). A marker that only
-    # crawls redraws every CRAWL_INTERVAL; a key's change (urgent_key) at once.
-    MIN_INTERVAL = 1.0
-    CRAWL_INTERVAL = 5.0
+    def figure(self, state: RunState) -> Figure:
+        raise NotImplementedError
 
-    def due(self, state: RunState, data_key: tuple, crawl_key: tuple = (), urgent_key: tuple = ()) -> bool:
-        """Like `remember`, with the throttle above (measured on the events' clock, so replays
-        stay deterministic). A change of `urgent_key` (rare: a key the user pressed) redraws at
-        once."""
-        self._state = state
-        key = (data_key, crawl_key, urgent_key)
-        if key == self._key:
-            return False
-        interval = self.MIN_INTERVAL if data_key != self._data_key else self.CRAWL_INTERVAL
-        urgent = self._key is not None and urgent_key != self._key[2]
-        if (not urgent and state.active and self._drawn_t is not None and state.last_t is not None
-                and self._key is not None and state.last_t - self._drawn_t < interval):
-            return False  # a later poll draws it: a live run's state changes every poll
-        self._key, self._data_key = key, data_key
-        self._drawn_t = state.last_t
-        return True
+    @property
+    def shown_on_screen(self) -> bool:
+        # not before layout has given it a size: it is drawn on the resize that follows
+        return bool(self.size.area) and super().shown_on_screen
 
-    def replot(self) -> None:
-        """Call after drawing new data through `plt`."""
-        self._data_version += 1
+    def draw(self, state: RunState) -> None:
+        width, height = self.size
+        self._strips = render(self.figure(state), width, height, vars(self.palette), self.rich_style)
         self.refresh()
 
-    def render(self):
-        key = (self._data_version, self.size, self.app.theme, self.theme)
-        if key != self._cache_key:
-            self._cache = super().render()
-            self._cache_key = key
-        return self._cache
+    def render_line(self, y: int) -> Strip:
+        if y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(self.size.width, self.rich_style)
 
 
-class HistoryChart(CachedPlot):
+# the roles the curves are drawn in (MetricsPanel's legend names them)
+TRAIN_ROLE, VALIDATION_ROLE, BEST_ROLE = "primary", "accent", "good"
+
+
+class HistoryChart(Chart):
     """Train and validation curves of one metric per epoch, with the best epoch marked."""
 
     DEFAULT_CSS = """
@@ -130,51 +114,41 @@ class HistoryChart(CachedPlot):
         self.metric = metric  # "loss" or "acc"
         self.title = title
 
-    def show(self, state: RunState) -> None:
-        train = state.train_loss if self.metric == "loss" else state.train_acc
-        val = state.val_loss if self.metric == "loss" else state.val_acc
-        key = (len(train), state.best_epoch, self.size.width, self.size.height, state.num_epochs)
-        if not self.due(state, key):
-            return
-        plt = self.plt
-        plt.clear_figure()
-        plt.title(self.title)
+    def series(self, state: RunState) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        if self.metric == "loss":
+            return state.train_loss, state.val_loss
+        return state.train_acc, state.val_acc
+
+    def key(self, state: RunState):
+        return (*self.series(state), state.best_epoch, state.num_epochs, self.size)
+
+    def figure(self, state: RunState) -> Figure:
+        train, val = self.series(state)
+        fig = Figure(title=self.title)
+        width = self.size.width
+        rows = plot_rows(self.size.height, True, True)
         epochs = list(state.epochs_done)
-        max_points = max(10, 2 * max(10, self.size.width - 10))
         if epochs:
+            max_points = max(10, 2 * max(10, width - 10))
             best = (state.best_epoch,) if state.best_epoch else ()
-            x, y = thin(epochs, train, max_points, best)
-            plt.plot(x, y, color="cyan", marker="braille")
-            x, y = thin(epochs, val, max_points, best)
-            plt.plot(x, y, color="orange", marker="braille")
+            fig.lines.append((*thin(epochs, train, max_points, best), TRAIN_ROLE))
+            fig.lines.append((*thin(epochs, val, max_points, best), VALIDATION_ROLE))
             if state.best_epoch in epochs:
                 i = epochs.index(state.best_epoch)
-                plt.vertical_line(state.best_epoch, color="green")
-                plt.scatter([state.best_epoch], [val[i]], marker="●", color="green")
+                fig.vlines.append((state.best_epoch, BEST_ROLE))
+                fig.points.append((state.best_epoch, val[i], "●", BEST_ROLE))
             lo, hi = self.value_range([*train, *val])
-            plt.ylim(lo, hi)
-            plt.yticks(*row_ticks(lo, hi, self.plot_rows, axis_label(hi - lo)))
-            epoch_ticks(plt, epochs[0], max(epochs[-1], epochs[0] + 1), self.size.width)
+            fig.ylim = (lo, hi)
+            fig.yticks = list(zip(*row_ticks(lo, hi, rows, axis_label(hi - lo))))
+            fig.xlim, fig.xticks = epoch_ticks(epochs[0], max(epochs[-1], epochs[0] + 1), width)
         else:
             # Nothing to plot yet: an axis of the right kind (0-100 for accuracy, no made-up
-            # loss values) over the planned epochs, rather than plotext's default -1..1.
-            plt.scatter([1], [0], marker=" ")
+            # loss values) over the planned epochs.
             if self.metric == "acc":
-                plt.ylim(0, 100)
-                plt.yticks([0, 50, 100], ["0", "50", "100"])
-            else:
-                plt.ylim(0, 1)
-                plt.yticks([], [])
-            if state.num_epochs:
-                epoch_ticks(plt, 1, max(2, state.num_epochs), self.size.width)
-            else:  # before the run has started: no epochs to label yet
-                plt.xticks([], [])
-        self.replot()
-
-    @property
-    def plot_rows(self) -> int:
-        """Rows of plot: the widget less its title, the two frame lines and the tick labels."""
-        return max(1, self.size.height - 4)
+                fig.ylim, fig.yticks = (0, 100), [(0, "0"), (50, "50"), (100, "100")]
+            if state.num_epochs:  # none before the run has started: no epochs to label yet
+                fig.xlim, fig.xticks = epoch_ticks(1, max(2, state.num_epochs), width)
+        return fig
 
     def value_range(self, values: list[float]) -> tuple[float, float]:
         """The y range of the finite values; accuracy stays within 0..100."""

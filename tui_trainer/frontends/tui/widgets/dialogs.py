@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -64,6 +65,7 @@ def key_help(state: RunState, *, can_control: bool, pause_requested: bool) -> li
     rows.append(KeyHelp("tab, ↑ ↓", "scroll the events panel (or the mouse wheel over it), to read older lines"))
     rows.append(KeyHelp("ctrl+z", "suspend to the shell" + (" (training pauses first); fg brings it back" if live
                                                             else "; fg brings it back")))
+    rows.append(KeyHelp("ctrl+p", "change the colour theme (every panel follows it)"))
     rows.append(KeyHelp("?", "this help"))
     if live:
         rows.append(KeyHelp("q / ctrl+c", "quit: asks first, then saves last.pth so the run can be resumed"))
@@ -72,19 +74,22 @@ def key_help(state: RunState, *, can_control: bool, pause_requested: bool) -> li
     return rows
 
 
-def help_table(rows: list[KeyHelp]) -> Table:
+def help_table(rows: list[KeyHelp], key_style: Style, unavailable: Style) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(no_wrap=True)
     table.add_column()
     for row in rows:
-        key_style, text_style = ("bold cyan", "") if row.available else ("grey50", "grey50")
-        table.add_row(Text(row.keys, style=key_style), Text(row.does, style=text_style))
+        keys_style, text_style = (key_style, "") if row.available else (unavailable, unavailable)
+        table.add_row(Text(row.keys, style=keys_style), Text(row.does, style=text_style))
     return table
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q,enter", "dismiss", "Close")]
+    COMPONENT_CLASSES = {"help--key", "help--unavailable"}
     DEFAULT_CSS = """
+    HelpScreen .help--key { color: $text-accent; text-style: bold; }
+    HelpScreen .help--unavailable { color: $text-disabled; }
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll { width: 90%; max-width: 100; height: auto; max-height: 100%;
                             border: round $primary; padding: 1 2; background: $surface; }
@@ -97,12 +102,20 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Static(help_table(self.rows), id="help-keys")
-            yield Static(Text("\ngrey: not available now · a saved run continues with tui-trainer resume RUN_DIR · "
-                              "esc closes this", style="grey50"), id="help-note")
+            yield Static(id="help-keys")
+            yield Static("\n[$text-disabled]dimmed: not available now[/] · [$text-muted]a saved run continues with "
+                         "tui-trainer resume RUN_DIR · esc closes this[/]", id="help-note")
 
     def on_mount(self) -> None:
         self.query_one("#help-box").border_title = "Help"
+        self.draw_keys()
+        self.app.theme_changed_signal.subscribe(self, lambda theme: self.call_after_refresh(self.draw_keys))
+
+    def draw_keys(self) -> None:
+        """In the theme's colours (drawn again when the theme changes)."""
+        table = help_table(self.rows, self.get_component_rich_style("help--key"),
+                           self.get_component_rich_style("help--unavailable"))
+        self.query_one("#help-keys", Static).update(table)
 
 
 class QuitScreen(ModalScreen[str]):
@@ -121,9 +134,9 @@ class QuitScreen(ModalScreen[str]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("[b]Training is still running.[/b]\n")
-            yield Static("[b cyan]y[/] quit now: save last.pth (resume with tui-trainer resume)\n"
-                         "[b cyan]s[/] stop early: save, evaluate, show the final report\n"
-                         "[b cyan]n[/] keep training")
+            yield Static("[b $text-accent]y[/] quit now: save last.pth (resume with tui-trainer resume)\n"
+                         "[b $text-accent]s[/] stop early: save, evaluate, show the final report\n"
+                         "[b $text-accent]n[/] keep training")
 
     def action_choose(self, choice: str) -> None:
         self.dismiss(choice)

@@ -12,19 +12,21 @@ new width wraps every line again.
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import RichLog
 
 from .... import fmt
 from ....state import LogLine, RunState
+from .base import Panel
 
-LEVEL_STYLES = {"info": "grey70", "good": "green", "warning": "yellow", "error": "bold red"}
+LEVEL_ROLES = {"info": "muted", "good": "good", "warning": "warning", "error": "error"}
 LEVEL_MARKS = {"info": "·", "good": "★", "warning": "!", "error": "✗"}
 STAMP_WIDTH = 6  # 58.5s, 1m04s, 2h03m, 1d04h
 
 
-class EventsPanel(RichLog):
+class EventsPanel(Panel, RichLog):
     DEFAULT_CSS = """
     EventsPanel { height: 1fr; overflow-y: scroll; overflow-x: hidden; scrollbar-size-vertical: 1; background: transparent; }
     """
@@ -32,16 +34,22 @@ class EventsPanel(RichLog):
     def __init__(self, **kwargs) -> None:
         super().__init__(wrap=True, min_width=1, auto_scroll=False, **kwargs)
         self._written: LogLine | None = None  # the newest line on the panel
-        self._width = 0
-        self._state: RunState | None = None
+        self._look: tuple | None = None  # the width and theme the lines on the panel were drawn for
         self._empty = True
 
-    def show(self, state: RunState) -> None:
-        self._state = state
+    def key(self, state: RunState):
+        return (state.log, self.scrollable_content_region.width)
+
+    def on_resize(self, event) -> None:
+        # RichLog holds back writes until it knows its size, which its own handler (called
+        # after Panel's) records: record it first, so the lines drawn now are there to scroll to.
+        RichLog.on_resize(self, event)
+
+    def draw(self, state: RunState) -> None:
         width = self.scrollable_content_region.width
         if not width:
-            return  # hidden (behind the report) or not laid out yet: drawn once it has a size
-        if width != self._width:
+            return  # not laid out yet: drawn once it has a size
+        if (width, self.app.theme) != self._look:
             self._rewrite(state, width)
             return
         log = state.log
@@ -54,12 +62,13 @@ class EventsPanel(RichLog):
         self._append(log[start:], state.first_t, width)
 
     def _rewrite(self, state: RunState, width: int) -> None:
-        self._width = width
+        """A new width wraps every line again; a new theme colours them again."""
+        self._look = (width, self.app.theme)
         self.clear()
         self._written = None
         self._empty = True
         if not state.log:
-            self.write(Text("no events yet", style="grey50"), width=width)
+            self.write(Text("no events yet", style=self.palette.muted), width=width)
             return
         self._append(state.log, state.first_t, width)
         self.scroll_end(animate=False, immediate=True)
@@ -69,23 +78,21 @@ class EventsPanel(RichLog):
             self.clear()
             self._empty = False
         following = self.scroll_y >= self.max_scroll_y
+        palette = self.palette
         for line in lines:
-            self.write(line_table(line, origin), width=width, scroll_end=False)
+            self.write(line_table(line, origin, palette), width=width, scroll_end=False)
         self._written = lines[-1]
         if following:
             self.scroll_end(animate=False, immediate=True)
 
-    def on_resize(self, event) -> None:
-        super().on_resize(event)
-        if self._state is not None:
-            self.show(self._state)
 
-
-def line_table(line: LogLine, origin: float | None) -> Table:
+def line_table(line: LogLine, origin: float | None, palette) -> Table:
     """One event: its time, a mark for its level, the message wrapped under itself."""
-    style = LEVEL_STYLES.get(line.level, "")
+    style = getattr(palette, LEVEL_ROLES.get(line.level, "muted"))
+    if line.level == "error":
+        style += Style(bold=True)
     table = Table.grid(padding=(0, 1), expand=True)
-    table.add_column(width=STAMP_WIDTH, justify="right", no_wrap=True, style="grey50")
+    table.add_column(width=STAMP_WIDTH, justify="right", no_wrap=True, style=palette.muted)
     table.add_column(width=1, no_wrap=True)
     table.add_column(ratio=1, overflow="fold")
     stamp = fmt.duration(line.t - origin) if origin is not None else ""

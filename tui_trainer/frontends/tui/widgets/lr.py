@@ -12,54 +12,55 @@ from textual.widgets import Static
 
 from .... import fmt
 from ....state import RunState
-from .bars import frozen
-from .charts import CachedPlot, epoch_ticks, row_ticks, thin
+from .base import TextPanel
+from .charts import Chart, epoch_ticks, row_ticks, thin
+from .plot import Figure, plot_rows
 
 
-class LrChart(CachedPlot):
+# the roles of what the chart draws (the legend above names them)
+PLAN_ROLE, ACTUAL_ROLE, CHANGE_ROLE, NOW_ROLE = "muted", "primary", "error", "warning"
+
+
+class LrChart(Chart):
     DEFAULT_CSS = """
     LrChart { height: 1fr; min-height: 4; }
     """
 
-    def show(self, state: RunState) -> None:
-        pos = _position(state)
-        # The "now" marker and the "actual" line advance with the run: redraw for them at most
-        # every CRAWL_INTERVAL (the LR label above shows the LR now). A new plan or an LR change
-        # redraws at once.
-        column = int(pos / max(1, state.num_epochs) * max(1, self.size.width))
-        data_key = (self.size.width, self.size.height)
-        if not self.due(state, data_key, (column, len(state.epoch_lrs)), (state.lr_plan, state.lr_changes)):
-            return
-        plt = self.plt
-        plt.clear_figure()
+    def key(self, state: RunState):
+        # the "now" marker moves a column at a time: drawn again when it does
+        column = int(_position(state) / max(1, state.num_epochs) * max(1, self.size.width))
+        return (state.lr_plan, state.epoch_lrs, state.lr_changes, state.lr, state.num_epochs,
+                state.info is not None, column, self.size)
+
+    def figure(self, state: RunState) -> Figure:
         # no top and right frame lines: in a side panel a row of chart is worth more than a border
-        plt.xaxes(True, False)
-        plt.yaxes(True, False)
-        max_points = max(10, 2 * max(10, self.size.width - 10))
+        fig = Figure(box=False)
+        width = self.size.width
+        max_points = max(10, 2 * max(10, width - 10))
         shown: list[float] = []
         if state.lr_plan:
             xs, ys = zip(*state.lr_plan)
             x, y = thin(xs, ys, max_points)
-            plt.plot(x, y, color=(150, 150, 150), marker="braille")
+            fig.lines.append((x, y, PLAN_ROLE))
             shown += y
         if state.epoch_lrs:
             x, y = thin([e - 1 for e in state.epochs_done], state.epoch_lrs, max_points)
-            plt.plot(x, y, color="cyan", marker="braille")
+            fig.lines.append((x, y, ACTUAL_ROLE))
             shown += y
-        if state.lr_changes:
-            plt.scatter([c[0] for c in state.lr_changes], [c[1] for c in state.lr_changes],
-                        marker="x", color="red")
-            shown += [c[1] for c in state.lr_changes]
+        for change in state.lr_changes:
+            fig.points.append((change[0], change[1], "x", CHANGE_ROLE))
+            shown.append(change[1])
         if state.lr is not None:
             shown.append(state.lr)
         lo, hi = lr_range(shown)
-        plt.ylim(lo, hi)
-        rows = self.size.height - 2  # less the x axis and its labels
-        plt.yticks(*row_ticks(lo, hi, rows, lambda v: "0" if v == 0 else fmt.lr(v), most=min(5, max(3, rows // 4))))
+        fig.ylim = (lo, hi)
+        rows = plot_rows(self.size.height, False, False)
+        fig.yticks = list(zip(*row_ticks(lo, hi, rows, lambda v: "0" if v == 0 else fmt.lr(v),
+                                         most=min(5, max(3, rows // 4)))))
         if state.info is not None:
-            plt.vertical_line(pos, color=(255, 200, 0))
-            epoch_ticks(plt, 0, max(1, state.num_epochs), self.size.width)
-        self.replot()
+            fig.vlines.append((_position(state), NOW_ROLE))
+            fig.xlim, fig.xticks = epoch_ticks(0, max(1, state.num_epochs), width)
+        return fig
 
 
 MIN_SPAN = 0.5  # the axis spans at least half its top value: a 0.1% change stays a small one
@@ -84,56 +85,55 @@ def _position(state: RunState) -> float:
 
 
 class LrPanel(Vertical):
-    _key: tuple | None = None
-    _lines = 1
+    """The LR label above the LR chart."""
 
     DEFAULT_CSS = """
     LrPanel { height: 1fr; }
-    LrPanel #lr-text { height: auto; }
     """
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="lr-text")
+        yield LrLabel(id="lr-text")
         yield LrChart(id="lr-chart")
 
-    _state: RunState | None = None
 
-    def show(self, state: RunState) -> None:
-        self._state = state
+class LrLabel(TextPanel, Static):
+    """The LR now and the scheduler; with the chart shown, its legend (on a second line when
+    the first has no room for it: a legend cut to "━ plan ━" explains nothing)."""
+
+    DEFAULT_CSS = """
+    LrLabel { height: auto; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("", **kwargs)
+
+    @property
+    def legend(self) -> bool:
+        """The chart is there to explain (it is left out at 80x24)."""
+        return self.parent is not None and self.parent.query_one(LrChart).display
+
+    def key(self, state: RunState):
         info = state.info
-        chart = self.query_one(LrChart)
-        label = self.query_one("#lr-text", Static)
-        key = (state.lr, info.scheduler if info else None, bool(state.lr_plan), bool(state.lr_changes),
-               chart.display, label.size.width)
-        if key != self._key:
-            self._key = key
-            text = self.label_text(state, label.size.width, legend=chart.display)
-            lines = text.plain.count("\n") + 1
-            label.update(frozen(text), layout=lines != self._lines)
-            self._lines = lines
-        if chart.display:
-            chart.show(state)
+        return (state.lr, info.scheduler if info else None, bool(state.lr_plan), bool(state.lr_changes),
+                self.legend, self.size.width)
 
-    def on_resize(self, event) -> None:
-        self._key = None
-        if self._state is not None:
-            self.show(self._state)
+    def draw(self, state: RunState) -> None:
+        self.set_content(self.label_text(state, self.palette, self.size.width, self.legend))
 
     @staticmethod
-    def label_text(state: RunState, width: int = 80, legend: bool = True) -> Text:
-        """The LR now and the scheduler; with the chart shown, its legend (on a second line when
-        the first has no room for it: a legend cut to "━ plan ━" explains nothing)."""
-        text = Text("lr ", style="grey70")
+    def label_text(state: RunState, palette, width: int = 80, legend: bool = True) -> Text:
+        text = Text("lr ", style=palette.muted)
         text.append(fmt.lr(state.lr), style="bold")
         if state.info is not None:
-            text.append(f"  {state.info.scheduler}", style="grey62")
+            text.append(f"  {state.info.scheduler}", style=palette.muted)
             if not state.lr_plan:
-                text.append("  (follows val_loss)", style="grey50")
+                text.append("  (follows val_loss)", style=palette.muted)
         if not legend or state.info is None:
             return text
-        key = Text.assemble(("━ plan ", "grey58") if state.lr_plan else "", ("━ actual", "cyan"), (" │ now", "yellow"))
+        key = Text.assemble(("━ plan ", getattr(palette, PLAN_ROLE)) if state.lr_plan else "",
+                            ("━ actual", getattr(palette, ACTUAL_ROLE)), (" │ now", getattr(palette, NOW_ROLE)))
         if state.lr_changes:
-            key.append(" × changed", style="red")
+            key.append(" × changed", style=getattr(palette, CHANGE_ROLE))
         text.append("\n" if text.cell_len + 2 + key.cell_len > width else "  ")
         text.append_text(key)
         return text

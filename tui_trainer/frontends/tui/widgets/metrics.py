@@ -7,21 +7,22 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Static
+from textual.widget import Widget
 
 from .... import fmt
 from ....state import RunState
-from .bars import frozen
-from .charts import HistoryChart
+from .base import LinePanel
+from .charts import BEST_ROLE, TRAIN_ROLE, VALIDATION_ROLE, HistoryChart
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 LABEL_WIDTH = 22
 
 
-def sparkline(values: Sequence[float], width: int, styles: tuple[str, str, str], min_span: float = 0.0) -> Text:
+def sparkline(values: Sequence[float], width: int, styles: tuple[Style, Style, Style], min_span: float = 0.0) -> Text:
     """The last `width` values as block characters scaled between their min and max; the
     lowest third, middle third and top third of the range in styles[0], [1], [2].
 
@@ -51,69 +52,67 @@ def sparkline(values: Sequence[float], width: int, styles: tuple[str, str, str],
 ACC_MIN_SPAN = 5.0  # percentage points
 
 
-LOSS_STYLES = ("green", "yellow", "red")  # low loss is good
-ACC_STYLES = ("red", "yellow", "green")
+LOSS_ROLES = ("good", "warning", "error")  # low loss is good
+ACC_ROLES = ("error", "warning", "good")
 
 
 class MetricsPanel(Vertical):
+    """The step sparklines above the two per-epoch charts."""
+
     DEFAULT_CSS = """
     MetricsPanel { height: 1fr; }
-    MetricsPanel #sparks { height: 3; }
     MetricsPanel #charts { height: 1fr; }
     """
 
-    _key: tuple | None = None
-
     def compose(self) -> ComposeResult:
-        yield Static("", id="sparks")
+        yield Sparks(id="sparks")
         with Horizontal(id="charts"):
             yield HistoryChart("loss", "loss", id="loss-chart")
             yield HistoryChart("acc", "accuracy %", id="acc-chart")
 
-    _state: RunState | None = None
 
-    def show(self, state: RunState) -> None:
-        self._state = state
-        sparks = self.query_one("#sparks", Static)
-        width = max(10, sparks.size.width - LABEL_WIDTH)
-        key = (state.step_losses, width)
-        if key != self._key:
-            self._key = key
-            sparks.update(frozen(self.sparks_text(state, width, sparks.size.width)), layout=False)
-        for chart in self.query(HistoryChart):
-            chart.show(state)
+class Sparks(LinePanel, Widget):
+    """Loss and accuracy of the recent steps, and the legend of the charts below."""
 
-    def on_resize(self, event) -> None:
-        # the sparklines' width is known only after layout: draw them again at the new size
-        self._key = None
-        if self._state is not None:
-            self.show(self._state)
+    DEFAULT_CSS = """
+    Sparks { height: 3; }
+    """
+
+    def key(self, state: RunState):
+        return (state.step_losses, state.step_accs, self.size.width)
+
+    def draw(self, state: RunState) -> None:
+        width = max(10, self.size.width - LABEL_WIDTH)
+        self.set_text(self.sparks_text(state, self.palette, width, self.size.width))
 
     @staticmethod
-    def sparks_text(state: RunState, width: int, panel_width: int = 200) -> Text:
+    def sparks_text(state: RunState, palette, width: int, panel_width: int = 200) -> Text:
         losses, accs = state.step_losses, state.step_accs
         text = Text(no_wrap=True, overflow="crop")
-        text.append_text(_label("step loss", fmt.metric(losses[-1]) if losses else "--"))
-        text.append_text(sparkline(losses, width, LOSS_STYLES))
+        text.append_text(_label(palette, "step loss", fmt.metric(losses[-1]) if losses else "--"))
+        text.append_text(sparkline(losses, width, tuple(getattr(palette, r) for r in LOSS_ROLES)))
         text.append("\n")
-        text.append_text(_label("step acc", f"{accs[-1]:.2f}%" if accs else "--"))
-        text.append_text(sparkline(accs, width, ACC_STYLES, ACC_MIN_SPAN))
+        text.append_text(_label(palette, "step acc", f"{accs[-1]:.2f}%" if accs else "--"))
+        text.append_text(sparkline(accs, width, tuple(getattr(palette, r) for r in ACC_ROLES), ACC_MIN_SPAN))
         text.append("\n")
-        text.append_text(next((legend for legend in _LEGENDS if legend.cell_len <= panel_width), _LEGENDS[-1]))
+        text.append_text(next((legend for legend in _legends(palette) if legend.cell_len <= panel_width),
+                              _legends(palette)[-1]))
         return text
 
 
-# the longest that fits the panel: a legend cut to "● best" would leave the marker unexplained
-_LEGENDS = [
-    Text.assemble(("per epoch: ", "grey70"), ("━ train", "cyan"), "  ", ("━ validation", "orange1"), "  ",
-                  ("● best epoch", "green")),
-    Text.assemble(("━ train", "cyan"), "  ", ("━ validation", "orange1"), "  ", ("● best epoch", "green")),
-    Text.assemble(("━ train", "cyan"), " ", ("━ val", "orange1"), " ", ("● best", "green")),
-]
+def _legends(palette) -> list[Text]:
+    """The longest that fits the panel: a legend cut to "● best" would leave the marker unexplained."""
+    train, val, best = (getattr(palette, role) for role in (TRAIN_ROLE, VALIDATION_ROLE, BEST_ROLE))
+    return [
+        Text.assemble(("per epoch: ", palette.muted), ("━ train", train), "  ", ("━ validation", val), "  ",
+                      ("● best epoch", best)),
+        Text.assemble(("━ train", train), "  ", ("━ validation", val), "  ", ("● best epoch", best)),
+        Text.assemble(("━ train", train), " ", ("━ val", val), " ", ("● best", best)),
+    ]
 
 
-def _label(name: str, value: str) -> Text:
-    text = Text(f"{name} ", style="grey70")
+def _label(palette, name: str, value: str) -> Text:
+    text = Text(f"{name} ", style=palette.muted)
     text.append(value, style="bold")
     text.pad_right(LABEL_WIDTH - len(text.plain))
     return text
