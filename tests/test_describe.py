@@ -123,6 +123,17 @@ def test_the_headless_log_prefixes_warnings_and_errors_with_their_level():
     assert not any("said in the console only" in line for line in lines)
 
 
+def plain_palette():
+    """The report's colour roles with no colour: only its words are under test here."""
+    from types import SimpleNamespace
+
+    from rich.style import Style
+
+    from tui_trainer.frontends.tui.widgets.base import ROLES
+
+    return SimpleNamespace(**{role: Style() for role in ROLES})
+
+
 @pytest.mark.parametrize("status", ["finished", "early_stopped", "stopped", "interrupted"])
 def test_how_a_run_ended_reads_the_same_in_the_panel_the_log_the_report_and_the_terminal(status, capsys):
     from tui_trainer.frontends.tui.launch import print_outcome
@@ -133,7 +144,7 @@ def test_how_a_run_ended_reads_the_same_in_the_panel_the_log_the_report_and_the_
     state = replay([STARTED, REPORT, end])
     assert state.log[-1].text == sentence  # the events panel
     assert sentence in printed(REPORT, end)  # the headless log
-    assert sentence in summary_text(state).plain.splitlines()  # the report
+    assert sentence in summary_text(state, plain_palette()).plain.splitlines()  # the report
     capsys.readouterr()
     print_outcome(state)  # the terminal once the console has closed
     assert capsys.readouterr().out.splitlines()[0] == sentence
@@ -146,8 +157,8 @@ def test_a_stopped_run_is_stopped_by_the_user_everywhere():
 
     state = replay([STARTED, REPORT, finished("stopped")])
     assert "run stopped by the user after 4 epochs" in state.log[-1].text
-    assert "stopped by you" not in summary_text(state).plain
-    assert summary_text(state).plain.count("stopped by the user") == 1
+    assert "stopped by you" not in summary_text(state, plain_palette()).plain
+    assert summary_text(state, plain_palette()).plain.count("stopped by the user") == 1
 
 
 def test_the_state_says_its_status_as_the_badge_does():
