@@ -56,11 +56,11 @@ class CompareChart(CachedPlot):
         epochs = [e for es, _ in histories for e in es]
         max_points = max(10, 2 * max(10, self.size.width - 10))
         for i, (run, (xs, ys)) in enumerate(zip(runs, histories)):
-            if not xs:
-                continue
+            if xs:
+                best = run.best()[0]
+                plt.plot(*thin(xs, ys, max_points, (best,) if best else ()), color=run_colour(i), marker="braille")
+        for i, (run, (xs, ys)) in enumerate(zip(runs, histories)):  # the dots over every line
             best = run.best()[0]
-            x, y = thin(xs, ys, max_points, (best,) if best else ())
-            plt.plot(x, y, color=run_colour(i), marker="braille")
             if best in xs:
                 plt.scatter([best], [ys[xs.index(best)]], marker="●", color=run_colour(i))
         if values:
@@ -69,6 +69,8 @@ class CompareChart(CachedPlot):
             lo, hi = lo - pad, hi + pad
             if self.metric == "val_acc":
                 lo, hi = max(0.0, lo), min(100.0, hi)
+            elif min(values) >= 0 and lo < 0.1 * hi:
+                lo = 0.0  # as the console's loss chart: a loss near zero starts the axis at 0
             plt.ylim(lo, hi)
             plt.yticks(*row_ticks(lo, hi, max(1, self.size.height - 4), axis_label(hi - lo)))
             epoch_ticks(plt, min(epochs), max(max(epochs), min(epochs) + 1), self.size.width)
@@ -98,11 +100,15 @@ class RunsTable(Static):
 
     def show(self, runs: list[ComparedRun]) -> None:
         headers, rows = summary_table(runs)
+        keys = len(headers) - 8  # the config keys that differ, between status and the best epoch
         table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
         for i, header in enumerate(headers):
-            table.add_column(header, justify="left" if i < 3 else "right", no_wrap=i == 1, overflow="ellipsis")
+            if i == 1:
+                continue  # the legend above names the runs
+            table.add_column(header, justify="left" if i < 3 + keys else "right", no_wrap=True,
+                             overflow="ellipsis", max_width=24 if 3 <= i < 3 + keys else None)
         for i, row in enumerate(rows):
-            table.add_row(Text(row[0], style=f"bold {rich_colour(i)}"), *row[1:])
+            table.add_row(Text(row[0], style=f"bold {rich_colour(i)}"), *row[2:])
         self.update(table)
 
 
@@ -135,7 +141,7 @@ class CompareApp(App[int]):
             self.set_interval(FOLLOW_INTERVAL, self.action_reload)
 
     def on_resize(self, event) -> None:
-        self.screen.set_class(event.size.width < 100, "-narrow")
+        self.screen.set_class(event.size.width < 70, "-narrow")
 
     def redraw(self) -> None:
         for widget in (self.query_one("#loss", CompareChart), self.query_one("#acc", CompareChart),
