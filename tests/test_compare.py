@@ -154,3 +154,22 @@ def test_hostile_config_values_and_event_lines_are_shown_escaped_or_skipped(cli,
     assert result.code == 0, result.err
     assert "\x1b" not in result.out and "mlp\\x1b[2J\\nrm -rf /xxx" in result.out
     assert max(len(line) for line in result.out.splitlines()) < 200  # long values are cut
+
+
+def test_runs_that_monitor_different_metrics_say_which_each_one_used(cli, tmp_path):
+    import shutil
+
+    recorded = Path(__file__).parent / "tui" / "compare_runs"
+    by_loss = shutil.copytree(recorded / "digits-lr1e-3", tmp_path / "by-loss")
+    by_acc = shutil.copytree(recorded / "digits-lr1e-2", tmp_path / "by-acc")
+    for name in ("events.jsonl", "config.json"):
+        path = by_acc / name
+        path.write_text(path.read_text().replace('"monitor":"val_loss"', '"monitor":"val_acc"')
+                        .replace('"monitor": "val_loss"', '"monitor": "val_acc"'))
+    result = cli("compare", by_loss, by_acc)
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[0].split()[:9] == ["run", "status", "lr", "monitor", "best", "by", "epoch",
+                                                      "val_loss", "val_acc"]
+    rows = table_rows(result.out)
+    assert rows["A"][5:9] == ["val_loss", "9", "0.0173", "99.17%"]
+    assert rows["B"][5:9] == ["val_acc", "17", "0.0267", "99.17%"]

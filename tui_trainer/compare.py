@@ -207,26 +207,29 @@ def _acc(value: float | None) -> str:
 
 def summary_table(runs: list[ComparedRun]) -> tuple[list[str], list[list[str]]]:
     """Headers and rows: each run's label, name, status, the config keys that differ, its best
-    epoch by its own monitored metric (with the other metric there), epochs and duration."""
+    epoch by its own monitored metric with the validation metrics of that epoch, epochs and
+    duration. Runs that monitor different metrics get a `best by` column naming each one's."""
     keys = differing_keys(runs)
-    monitors = {r.monitor for r in runs}
-    best_header = f"best {monitors.pop()}" if len(monitors) == 1 else "best"
-    headers = ["", "run", "status", *keys, best_header, "epoch", "val_loss" if best_header == "best val_acc"
-               else "val_acc", "trained", "duration"]
+    monitors = sorted({r.monitor for r in runs})
+    if len(monitors) == 1:
+        other = "val_acc" if monitors[0] == "val_loss" else "val_loss"
+        best_cols = [f"best {monitors[0]}", "epoch", other]
+    else:
+        best_cols = ["best by", "epoch", "val_loss", "val_acc"]
+    headers = ["", "run", "status", *keys, *best_cols, "trained", "duration"]
     rows = []
     for run in runs:
         epoch, loss, acc = run.best()
-        if best_header == "best":
-            best = f"{run.monitor} " + (_acc(acc) if run.monitor == "val_acc" else fmt.metric(loss))
-            other = _acc(acc) if run.monitor == "val_loss" else fmt.metric(loss)
-        elif best_header == "best val_acc":
-            best, other = _acc(acc), fmt.metric(loss)
+        shown = {"val_loss": fmt.metric(loss), "val_acc": _acc(acc)}
+        if len(monitors) == 1:
+            best = [shown[monitors[0]], str(epoch), shown[best_cols[2]]]
         else:
-            best, other = fmt.metric(loss), _acc(acc)
+            best = [run.monitor, str(epoch), shown["val_loss"], shown["val_acc"]]
+        if not epoch:
+            best = ["--"] * len(best_cols)
         s = run.state
         done = len(set(s.epochs_done))
-        rows.append([run.label, run.name, run.status, *(config_value(run.config.get(k)) for k in keys),
-                     best if epoch else "--", str(epoch) if epoch else "--", other if epoch else "--",
+        rows.append([run.label, run.name, run.status, *(config_value(run.config.get(k)) for k in keys), *best,
                      f"{done}/{s.num_epochs}" if s.num_epochs else str(done), fmt.duration(run.duration)])
     return headers, rows
 

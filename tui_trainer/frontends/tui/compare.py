@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Footer, Static
 
-from ...compare import ComparedRun, summary_table
+from ...compare import ComparedRun, differing_keys, summary_table
 from .widgets.charts import CachedPlot, axis_label, epoch_ticks, row_ticks, thin
 
 FOLLOW_INTERVAL = 2.0
@@ -100,7 +100,7 @@ class RunsTable(Static):
 
     def show(self, runs: list[ComparedRun]) -> None:
         headers, rows = summary_table(runs)
-        keys = len(headers) - 8  # the config keys that differ, between status and the best epoch
+        keys = len(differing_keys(runs))  # their columns come after the status
         table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
         for i, header in enumerate(headers):
             if i == 1:
