@@ -173,3 +173,30 @@ def test_runs_that_monitor_different_metrics_say_which_each_one_used(cli, tmp_pa
     rows = table_rows(result.out)
     assert rows["A"][5:9] == ["val_loss", "9", "0.0173", "99.17%"]
     assert rows["B"][5:9] == ["val_acc", "17", "0.0267", "99.17%"]
+
+
+def test_a_long_run_is_thinned_to_about_30_epoch_rows_keeping_each_best_and_the_last(cli, tmp_path):
+    """Two runs of 100 and 70 epochs (events written as the engine writes them): every 4th epoch,
+    the last, and each run's best epoch, which is marked."""
+    def write_run(path: Path, epochs: int, best: int) -> None:
+        path.mkdir()
+        lines = []
+        for e in range(1, epochs + 1):
+            loss = 1.0 / e if e != best else 0.001
+            lines.append(ev.to_json(ev.EpochEnd(
+                epoch=e, num_epochs=epochs, train_loss=loss, train_acc=50.0, val_loss=loss, val_acc=50.0 + e / 10,
+                lr=1e-3, epoch_time=1.0, train_time=0.9, val_time=0.1, samples_per_sec=100.0, is_best=e == best,
+                best_epoch=best if e >= best else 1, best_val_acc=50.0, best_val_loss=0.001, monitor="val_loss",
+                t=1000.0 + e)))
+        (path / "events.jsonl").write_text("\n".join(lines) + "\n")
+
+    write_run(tmp_path / "long", 100, best=37)
+    write_run(tmp_path / "short", 70, best=70)
+    result = cli("compare", tmp_path / "long", tmp_path / "short")
+    assert result.code == 0, result.err
+    section = result.out.split("\n\n")[1].splitlines()
+    assert section[0] == "validation per epoch (* best epoch), every 4th epoch shown"
+    rows = [line.split() for line in section[2:]]
+    epochs = [int(r[0]) for r in rows]
+    assert epochs == sorted({*range(1, 101, 4), 37, 70, 100})
+    assert rows[epochs.index(37)][1] == "0.0010*" and rows[epochs.index(70)][3] == "0.0010*"
