@@ -150,7 +150,8 @@ def test_two_processes_write_one_run_and_match_one_process(two_process_run, tmp_
     assert run_dir.name.startswith("digits-mlp-")
     files = sorted(p.relative_to(cwd).as_posix() for p in cwd.rglob("*") if p.is_file())
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        ".lock", "best_model.pth", "checkpoint_epoch_2.pth", "config.json", "events.jsonl", "last.pth", "report.json"]
+        ".lock", "best_model.pth", "checkpoint_epoch_2.pth", "config.json", "events.jsonl", "last.pth", "metrics.csv",
+        "report.json"]
     assert len([f for f in files if f.endswith("events.jsonl")]) == 1
     # Rank 0 alone printed the log; the other rank printed nothing of its own.
     assert launch.stdout.count("tui-trainer: training run") == 1

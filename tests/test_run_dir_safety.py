@@ -53,7 +53,7 @@ def _one_line_refusal(code: int, out: str, err: str, says: str) -> None:
 
 
 # ----------------------------------------------------------------------------- 1. planted links
-@pytest.mark.parametrize("name", [".lock", "events.jsonl", "config.json", "report.json", "last.pth",
+@pytest.mark.parametrize("name", [".lock", "events.jsonl", "config.json", "report.json", "metrics.csv", "last.pth",
                                   "best_model.pth", "checkpoint_epoch_1.pth"])
 def test_a_link_planted_under_a_name_tui_trainer_writes_is_refused_and_its_target_untouched(
         tmp_path, finished_run, name):

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__, catalog
 from .config import RunConfig, make_config, parse_shape, read_config_file
 from .errors import UserCodeError, UserError
+from .sinks import RunOutputs, check_flags
 from .vocab import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, Status
 
 
@@ -95,6 +96,10 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
                                                          "(automatic when stdout is not a terminal)")
     g.add_argument("--log-format", choices=catalog.LOG_FORMATS, default="text",
                    help="headless output: aligned text (default) or JSON lines")
+    g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files into the run "
+                                                            'directory (pip install -e ".[tensorboard]")')
+    g.add_argument("--notify", metavar="URL", help="POST a JSON message when the run ends (a Slack or Discord "
+                                                   "incoming webhook)")
     g = p.add_argument_group("under torchrun")
     g.add_argument("--dist-timeout", type=float, default=600.0, metavar="SECONDS",
                    help="how long a process waits for the others before the run fails (default 600)")
@@ -201,6 +206,7 @@ def _main(argv: list[str] | None) -> int:
         return cmd_list()
     if getattr(args, "print_config", False):
         return _print_config(args)
+    check_flags(args)  # --tensorboard, --notify: before anything is written
     if args.command in ("run", "resume") and _under_torchrun():
         from .torchrun import run_command
 
@@ -359,7 +365,7 @@ def _launch(args, config: RunConfig, run_dir: Path, lock, resume: bool, checkpoi
             return EXIT_USAGE
     from .session import Session
 
-    with Session(run_dir, lock=lock) as session:
+    with Session(run_dir, lock=lock) as session, RunOutputs(session, args, run_dir):
         if wants_tui(args):
             from .frontends.tui.launch import run_tui
 

@@ -142,6 +142,7 @@ class Session:
         self.done = threading.Event()  # set once the job has returned or raised
         self.consoles: list[Console] = []
         self.run_log = None
+        self.metrics_csv = None
         self._thread: threading.Thread | None = None
         self._on_done: list[Callable[[], None]] = []
         self._signals = 0
@@ -156,6 +157,10 @@ class Session:
                 self.close()  # a run that cannot record does not start: the lock goes too
                 raise
             self.sinks.add(self.run_log)
+            from .sinks.metrics_csv import MetricsCsv
+
+            self.metrics_csv = MetricsCsv(self.run_dir)  # every recorded run keeps one
+            self.sinks.add(self.metrics_csv)
 
     # ----- views -----
     def add_view(self, sink: ev.Sink) -> None:
@@ -231,6 +236,8 @@ class Session:
     def _engine_ended(self) -> None:
         if self.run_log is not None:
             self.run_log.close()  # the record is complete the moment the engine is done
+        if self.metrics_csv is not None:
+            self.metrics_csv.close()
         self.done.set()
         for callback in self._on_done:
             try:
