@@ -123,6 +123,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def child_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     path = os.environ.get("PYTHONPATH", "")
@@ -151,6 +159,7 @@ def served(*args: str, port: int):
         if "serving the console on" not in line:
             process.kill()
             raise AssertionError(f"the server did not start: {line!r} {process.communicate(timeout=5)}")
+        wait_until(lambda: accepts(port), 20, "the server printed its URL but does not accept connections")
         yield process, f"http://127.0.0.1:{port}/"
     finally:
         if process.poll() is None:
