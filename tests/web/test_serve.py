@@ -4,11 +4,12 @@ a tab's (pipes, TEXTUAL_DRIVER) draws its console rather than the plain log."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
-import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from tui_trainer.web import tab_command
 
-from .browser import child_env, free_port, served
+from .browser import child_env, consoles_of, free_port, served, wait_until
 
 RECORDING = Path(__file__).resolve().parents[2] / "screenshots" / "recordings" / "digits.events.jsonl"
 WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
@@ -171,3 +172,45 @@ def test_the_server_listens_on_the_loopback_and_answers_only_its_own_pages(finis
         assert websocket_upgrade(port, origin="http://attacker.example") == 403  # another site's page
         assert websocket_upgrade(port, origin=None) == 403
         assert server.poll() is None
+
+
+async def read_until_closed(tab) -> None:
+    async for _ in tab:  # answers the server's close, as a browser does
+        pass
+
+
+def test_ctrl_c_closes_the_open_tabs_consoles_and_stops(finished_run):
+    """A tab from the server's own page gets a console; Ctrl-C with it open ends both."""
+    aiohttp = pytest.importorskip("aiohttp")
+    pytest.importorskip("textual_serve")
+    port = free_port()
+    with served("show", str(finished_run), port=port) as (server, url):
+        async def open_a_tab_then_interrupt():
+            async with aiohttp.ClientSession() as http:
+                async with http.ws_connect(f"ws://127.0.0.1:{port}/ws?width=120&height=36",
+                                           origin=f"http://127.0.0.1:{port}") as tab:
+                    frame = await tab.receive(timeout=20)
+                    consoles = consoles_of(server)
+                    browsing = asyncio.create_task(read_until_closed(tab))  # as a browser would
+                    server.send_signal(signal.SIGINT)
+                    code = await asyncio.to_thread(server.wait, 20)
+                    await browsing
+                    return frame, consoles, code
+
+        frame, consoles, code = asyncio.run(open_a_tab_then_interrupt())
+        assert frame.type == aiohttp.WSMsgType.BINARY and consoles  # the console drew for the tab
+        assert code == 0
+        wait_until(lambda: not any(p.is_running() and p.status() != "zombie" for p in consoles), 10,
+                   "the tab's console outlived the server")
+
+
+def test_a_driver_named_in_textual_driver_means_the_console_is_chosen(monkeypatch):
+    """Under pytest stdout is not a terminal: the plain log, unless Textual is told how to draw."""
+    from tui_trainer.frontends import terminal_available
+
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("TEXTUAL_DRIVER", raising=False)
+    assert terminal_available() is False
+    monkeypatch.setenv("TEXTUAL_DRIVER", WEB_DRIVER)
+    monkeypatch.setenv("TERM", "dumb")  # textual-serve passes on the server's TERM, whatever it is
+    assert terminal_available() is True
