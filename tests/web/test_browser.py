@@ -34,8 +34,15 @@ def count(run_dir: Path, kind: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(live_run):
+    """Chromium, started while the run (started first) loads torch and its data."""
     driver = start_browser()
+    try:
+        wait_until(lambda: (live_run[1] / "events.jsonl").is_file() and count(live_run[1], "RunStarted") == 1, 60,
+                   "the digits run did not start training")
+    except AssertionError as exc:
+        driver.quit()
+        raise AssertionError(f"{exc}: {(live_run[1].parent / 'run.stderr').read_text()[-2000:]}") from None
     yield driver
     driver.quit()
 
@@ -51,11 +58,6 @@ def live_run(tmp_path_factory):
                                 "--run-dir", str(run_dir)],
                                stdout=subprocess.DEVNULL, stderr=errors, env=child_env())
     try:
-        try:
-            wait_until(lambda: (run_dir / "events.jsonl").is_file() and count(run_dir, "RunStarted") == 1, 60,
-                       "the digits run did not start training")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}: {(run_dir.parent / 'run.stderr').read_text()[-2000:]}") from None
         yield process, run_dir
     finally:
         process.kill()  # only the test's scaffolding: nothing of it is kept
