@@ -16,8 +16,8 @@ from pathlib import Path
 from . import __version__, catalog
 from .config import RunConfig, make_config, parse_shape, read_config_file
 from .errors import UserCodeError, UserError
-from .web import add_web_flags, driver_from_environment, maybe_serve, tab_command
 from .vocab import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, Status
+from .web import add_web_flags, driver_from_environment, maybe_serve, tab_command
 
 
 class _Parser(argparse.ArgumentParser):

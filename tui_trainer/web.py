@@ -106,6 +106,8 @@ def reach_lines(host: str, port: int) -> list[str]:
              "closing a browser tab only closes its console)",
              f"  from another computer: ssh -L {port}:{target}:{port} {machine}",
              f"  then open {_url('127.0.0.1', port)} there"]
+    if not is_loopback(host):
+        lines.append(f"  on the network: {_url(machine if host in ('0.0.0.0', '::', '') else host, port)}")
     return lines
 
 

@@ -52,12 +52,13 @@ def one_line_refusal(result, *words: str) -> None:
         assert word in lines[0]
 
 
-def test_web_prints_the_url_and_the_ssh_tunnel_and_binds_the_loopback(cli, finished_run, no_serving):
+def test_web_prints_the_url_and_the_ssh_tunnel(cli, finished_run, no_serving):
     port = free_port()
     result = cli("show", finished_run, "--web", "--port", port)
     assert result.code == 0 and result.err == ""
     assert f"serving the console on http://127.0.0.1:{port}/" in result.out
     assert re.search(rf"^  from another computer: ssh -L {port}:127\.0\.0\.1:{port} \S+$", result.out, re.M)
+    assert "on the network" not in result.out
 
 
 def test_a_wider_host_is_served_only_with_a_warning(cli, finished_run, no_serving):
@@ -67,6 +68,7 @@ def test_a_wider_host_is_served_only_with_a_warning(cli, finished_run, no_servin
     assert "warning: listening on 0.0.0.0" in result.err
     assert "anyone who can reach port" in result.err and "control" in result.err
     assert f"ssh -L {port}:127.0.0.1:{port}" in result.out
+    assert f"  on the network: http://{socket.gethostname()}:{port}/" in result.out
     assert cli("show", finished_run, "--web", "--port", port, "--host", "127.0.0.1").err == ""
 
 
