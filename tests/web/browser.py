@@ -98,7 +98,7 @@ def screen_text(driver) -> str:
     return driver.execute_script(READ_SCREEN) or ""
 
 
-def wait_for_screen(driver, *needles: str, timeout: float = 20.0) -> str:
+def wait_for_screen(driver, *needles: str, timeout: float = 30.0) -> str:
     """The page's screen once it shows every needle; fails with what it showed last."""
     deadline = time.monotonic() + timeout
     text = ""
