@@ -18,6 +18,7 @@ from .config import RunConfig, make_config, parse_shape, read_config_file
 from .errors import UserCodeError, UserError
 from .sinks import RunOutputs, check_flags
 from .vocab import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, Status
+from .web import add_web_flags, driver_from_environment, maybe_serve, tab_command
 
 
 class _Parser(argparse.ArgumentParser):
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list datasets and models")
     show = sub.add_parser("show", help="open a finished run's dashboard from its events.jsonl")
     show.add_argument("run_dir")
+    add_web_flags(show)
     from .commands import register_all
 
     register_all(sub)
@@ -422,7 +424,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     path = run_dir / runlog.EVENTS_NAME
     if not path.is_file():
         raise UserError(f"no {runlog.EVENTS_NAME} in {args.run_dir}")
-    if not sys.stdout.isatty():
+    served = maybe_serve(args, tab_command("show", str(run_dir.resolve())))
+    if served is not None:
+        return served
+    if not (sys.stdout.isatty() or driver_from_environment()):
         from .event_io import read_event_log, skipped_notice
         from .events import TERMINAL_EVENTS
         from .frontends.follow import writer_alive
