@@ -1,27 +1,31 @@
 """The console of `tui-trainer compare`: the runs' validation loss and accuracy overlaid, one
 colour per run, a legend, and the table of what differs (the text view's, tui_trainer/compare.py).
 
-The charts are the console's own plotext widget (CachedPlot, with its ticks and thinning);
-runs still training are re-read every FOLLOW_INTERVAL seconds.
+The charts are drawn by the console's own chart code (widgets/plot.py, with the ticks and
+thinning of widgets/charts.py); runs still training are re-read every FOLLOW_INTERVAL seconds.
 """
 
 from __future__ import annotations
 
 import math
 
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from ...compare import ComparedRun, differing_keys, summary_table
-from .widgets.charts import CachedPlot, axis_label, epoch_ticks, row_ticks, thin
+from .widgets.charts import axis_label, epoch_ticks, row_ticks, thin
+from .widgets.plot import Figure, plot_rows, render
 
 FOLLOW_INTERVAL = 2.0
 # One colour per run, told apart also by people with a colour-vision deficiency (Okabe-Ito);
-# plotext and Rich draw the same RGB.
+# the same RGB in the charts and the table.
 PALETTE = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
            (204, 121, 167), (153, 153, 153))
 
@@ -34,35 +38,51 @@ def rich_colour(index: int) -> str:
     return "#{:02x}{:02x}{:02x}".format(*run_colour(index))
 
 
-class CompareChart(CachedPlot):
+def run_role(index: int) -> str:
+    return f"run{index}"
+
+
+class CompareChart(Widget):
     """One validation metric of every run, per epoch; each run's best epoch marked with a dot."""
 
-    DEFAULT_CSS = "CompareChart { height: 1fr; min-height: 8; }"
+    DEFAULT_CSS = "CompareChart { height: 1fr; min-height: 8; background: $surface; }"
+    _strips: list[Strip] = []
+    _drawn: object = None
 
     def __init__(self, metric: str, title: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.metric, self.title = metric, title
+        self._runs: list[ComparedRun] = []
 
     def show(self, runs: list[ComparedRun]) -> None:
+        self._runs = runs
         histories = [run.history(self.metric) for run in runs]
-        key = (tuple(len(e) for e, _ in histories), tuple(r.best()[0] for r in runs), self.size.width,
-               self.size.height)
-        if not self.remember(runs, key):
+        key = (tuple(len(e) for e, _ in histories), tuple(r.best()[0] for r in runs), self.size)
+        if key == self._drawn or not self.size.area:
             return
-        plt = self.plt
-        plt.clear_figure()
-        plt.title(self.title)
+        self._drawn = key
+        width, height = self.size
+        styles = {run_role(i): Style(color=rich_colour(i), bold=True) for i in range(len(runs))}
+        self._strips = render(self.figure(runs, histories), width, height, styles, self.rich_style)
+        self.refresh()
+
+    def on_resize(self, event) -> None:
+        self.show(self._runs)
+
+    def figure(self, runs: list[ComparedRun], histories) -> Figure:
+        width = self.size.width
+        fig = Figure(title=self.title)
         values = [v for _, ys in histories for v in ys if math.isfinite(v)]
         epochs = [e for es, _ in histories for e in es]
-        max_points = max(10, 2 * max(10, self.size.width - 10))
+        max_points = max(10, 2 * max(10, width - 10))
         for i, (run, (xs, ys)) in enumerate(zip(runs, histories)):
             if xs:
                 best = run.best()[0]
-                plt.plot(*thin(xs, ys, max_points, (best,) if best else ()), color=run_colour(i), marker="braille")
+                fig.lines.append((*thin(xs, ys, max_points, (best,) if best else ()), run_role(i)))
         for i, (run, (xs, ys)) in enumerate(zip(runs, histories)):  # the dots over every line
             best = run.best()[0]
             if best in xs:
-                plt.scatter([best], [ys[xs.index(best)]], marker="●", color=run_colour(i))
+                fig.points.append((best, ys[xs.index(best)], "●", run_role(i)))
         if values:
             lo, hi = min(values), max(values)
             pad = (hi - lo) * 0.05 or max(abs(hi) * 0.05, 1e-3)
@@ -71,14 +91,16 @@ class CompareChart(CachedPlot):
                 lo, hi = max(0.0, lo), min(100.0, hi)
             elif min(values) >= 0 and lo < 0.1 * hi:
                 lo = 0.0  # as the console's loss chart: a loss near zero starts the axis at 0
-            plt.ylim(lo, hi)
-            plt.yticks(*row_ticks(lo, hi, max(1, self.size.height - 4), axis_label(hi - lo)))
-            epoch_ticks(plt, min(epochs), max(max(epochs), min(epochs) + 1), self.size.width)
-        else:
-            plt.scatter([1], [0], marker=" ")
-            plt.xticks([], [])
-            plt.yticks([], [])
-        self.replot()
+            fig.ylim = (lo, hi)
+            rows = plot_rows(self.size.height, True, True)
+            fig.yticks = list(zip(*row_ticks(lo, hi, max(1, rows), axis_label(hi - lo))))
+            fig.xlim, fig.xticks = epoch_ticks(min(epochs), max(max(epochs), min(epochs) + 1), width)
+        return fig
+
+    def render_line(self, y: int) -> Strip:
+        if y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(self.size.width, self.rich_style)
 
 
 class Legend(Static):
