@@ -50,6 +50,11 @@ class CaptureDecision:
     # eagerly instead: reported as a Notice too, never silently.
     fallback: bool = False
 
+    def header(self, device_type: str) -> str:
+        """The run header's `step` line: said whenever capture was asked for, happens, or the run
+        is on a CUDA GPU (where it could); empty for an eager run elsewhere."""
+        return self.label if self.captured or self.fallback or device_type == "cuda" else ""
+
     @property
     def label(self) -> str:
         """The run header's `step` line."""

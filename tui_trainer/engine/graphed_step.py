@@ -39,9 +39,10 @@ class EagerReplay:
     """A stand-in for a CUDA graph where there is none: `capture` keeps the function, `replay`
     runs it eagerly. Tests run the captured path's logic on the CPU through it."""
 
-    device_lr = False  # the LR stays a Python float: an eager step reads it each time anyway
-
-    def __init__(self) -> None:
+    def __init__(self, device_lr: bool = False) -> None:
+        # device_lr: put the LR in device tensors as a real capture does (fused optimizers on the
+        # CPU read a tensor LR too); by default it stays a float
+        self.device_lr = device_lr
         self.captures = 0
         self.replays = 0
         self._fn = None
@@ -78,7 +79,8 @@ class CudaGraph:
 
     def capture(self, fn) -> None:
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # thread_local: another thread's CUDA call (a checkpoint being written) may run meanwhile
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             fn()
 
     def replay(self) -> None:
@@ -140,7 +142,9 @@ class GraphedStep:
 
     def __init__(self, *, model: torch.nn.Module, criterion, optimizer: torch.optim.Optimizer, clip: float, lr,
                  precision, device: torch.device, backend=None, warmup_steps: int = WARMUP_STEPS,
-                 ring_steps: int = RING_STEPS) -> None:
+                 ring_steps: int = RING_STEPS, on_fallback=None) -> None:
+        """on_fallback(message): told once if the capture fails; every later step then runs
+        eagerly (the engine reports it as a Notice)."""
         self.model, self.criterion, self.optimizer, self.clip, self.lr = model, criterion, optimizer, clip, lr
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.device = device
@@ -156,6 +160,8 @@ class GraphedStep:
         self.warm_steps_done = 0
         self.is_captured = False
         self.eager_steps = 0  # batches of another shape, run eagerly
+        self.capture_failed = ""  # why, when the capture raised: the rest of the run is eager
+        self.on_fallback = on_fallback
         if self.backend.device_lr:
             lr.use_device_tensors(device)
             for group in optimizer.param_groups:
@@ -172,7 +178,7 @@ class GraphedStep:
             self.static_x, self.static_y = torch.empty_like(x), torch.empty_like(y)
         sx, sy = self.static_x, self.static_y
         if (x.shape == sx.shape and y.shape == sy.shape and x.stride() == sx.stride()
-                and x.dtype == sx.dtype and y.dtype == sy.dtype):
+                and x.dtype == sx.dtype and y.dtype == sy.dtype and not self.capture_failed):
             sx.copy_(x, non_blocking=True)
             sy.copy_(y, non_blocking=True)
             if self.is_captured:
@@ -182,10 +188,7 @@ class GraphedStep:
                     self._step(sx, sy)
                 self.warm_steps_done += 1
             else:
-                with _quiet():
-                    self.backend.capture(lambda: self._step(sx, sy))
-                self.is_captured = True
-                self.backend.replay()
+                self._capture_and_step(sx, sy)
         else:
             with _quiet():
                 self._step(x, y)
@@ -195,6 +198,22 @@ class GraphedStep:
         if self.lr.per_step:
             self.lr.after_optimizer_step(state)
         return True
+
+    def _capture_and_step(self, sx: torch.Tensor, sy: torch.Tensor) -> None:
+        try:
+            with _quiet():
+                self.backend.capture(lambda: self._step(sx, sy))
+        except Exception as exc:  # noqa: BLE001 - an op that cannot be captured: eager from here on
+            detail = (str(exc).strip().splitlines() or [""])[0][:200]
+            self.capture_failed = f"{type(exc).__name__}: {detail}"
+            if self.on_fallback is not None:
+                self.on_fallback(f"training step: capturing it as a CUDA graph failed ({self.capture_failed}); "
+                                 "training eagerly from here on")
+            with _quiet():
+                self._step(sx, sy)  # a failed capture ran nothing: this batch still trains
+            return
+        self.is_captured = True
+        self.backend.replay()
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """The step, captured or eager: nothing in it reads anything back to the host."""

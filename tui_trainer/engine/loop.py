@@ -246,7 +246,8 @@ class Trainer:
         from .graphed_step import GraphedStep
 
         return GraphedStep(model=self.model, criterion=self.criterion, optimizer=self.optimizer, clip=self.clip_grad,
-                           lr=self.lr, precision=self.precision, device=self.device, backend=self.capture_backend)
+                           lr=self.lr, precision=self.precision, device=self.device, backend=self.capture_backend,
+                           on_fallback=lambda text: self.emit(ev.Notice(level="warning", message=text)))
 
     def _assemble(self) -> None:
         """The parts of this run, given what each needs."""
@@ -381,7 +382,7 @@ class Trainer:
             restore_best=es.restore_best_weights if es else False, clip_grad=self.clip_grad,
             checkpoint_every=self.checkpoint_every, seed=self.config.get("seed"),
             world_size=self.process.world_size, resumed=resumed, compiled=self.compiled, monitor=state.monitor,
-            training_step=self._step_header(),
+            training_step=self.capture.header(self.device.type) if self.capture is not None else "",
             **(state.restored_history(steps, es.counter if es is not None else 0) if resumed else {}),
         ))
         if self.compiled:
@@ -389,14 +390,6 @@ class Trainer:
         if self.capture is not None and self.capture.fallback:
             self.emit(ev.Notice(level="warning" if self.capture.requested == "on" else "info",
                                 message=f"training step: {self.capture.label}"))
-
-    def _step_header(self) -> str:
-        """The run header's `step` line: said whenever capture was asked for, happens, or the run
-        is on a CUDA GPU (where it could); empty for an eager run elsewhere."""
-        capture = self.capture
-        if capture is None or not (capture.captured or capture.fallback or self.device.type == "cuda"):
-            return ""
-        return capture.label
 
     # seed-compatible helper used by train_epoch below
     def _epoch_for_api(self, epoch: int) -> tuple[float, float]:
