@@ -235,3 +235,29 @@ def test_a_failed_capture_is_a_notice_and_the_run_trains_on_eagerly_with_the_sam
     for ours, theirs in zip(model.state_dict().values(), eager_model.state_dict().values()):
         assert torch.equal(ours, theirs)
     assert graphed.train_losses == eager.train_losses
+
+
+def test_a_short_batch_seen_first_does_not_fix_the_buffers(blobs, one_torch_thread):
+    """A run resumed just before an epoch's short last batch sees that one first: the full
+    batches after it are still captured and replayed, and the short ones run eagerly."""
+    from tui_trainer.engine.graphed_step import GraphedStep
+    from tui_trainer.engine.learning_rate import LearningRate
+    from tui_trainer.engine.precision import Precision
+    from tui_trainer.engine.train_state import TrainState
+
+    model = make_model()
+    opt = make_optimizer("adamw", model)
+    backend = EagerReplay()
+    part = GraphedStep(model=model, criterion=torch.nn.CrossEntropyLoss(), optimizer=opt, clip=1.0,
+                       lr=LearningRate(opt), precision=Precision("fp32", "cpu"), device=torch.device("cpu"),
+                       backend=backend)
+    x, y = blobs(6 + 5 * BATCH + 6, 8, 3, seed=3)
+    sizes = [6] + [BATCH] * 5 + [6]
+    state, window = TrainState(), part.start_epoch()
+    start = 0
+    for step, size in enumerate(sizes, 1):
+        part(state, x[start:start + size], y[start:start + size], window, step, len(sizes))
+        start += size
+    assert (backend.captures, backend.replays, part.eager_steps) == (1, 2, 1)
+    losses, read_sizes, _ = window.read()
+    assert read_sizes == sizes and len(losses) == 7 and state.global_step == 7

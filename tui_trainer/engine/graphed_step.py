@@ -3,8 +3,8 @@ step and the step's metrics, replayed per batch with one kernel launch from the 
 
 GraphedStep has EagerStep's interface (epoch.py), so the epoch loop uses it in place of the
 eager step without knowing which it has. How it runs a batch:
-- The first batch fixes the static input buffers (its shape, dtype and memory format); every
-  batch of that shape is copied into them (`copy_`, no host sync) and the graph replays.
+- The first full batch fixes the static input buffers (its shape, dtype and memory format);
+  every batch of that shape is copied into them (`copy_`, no host sync) and the graph replays.
 - The first `warmup_steps` batches run eagerly on a side stream, as torch's CUDA-graph docs
   require (cuDNN picks its algorithms, the optimizer makes its state); the next one is captured
   and replayed.
@@ -174,9 +174,12 @@ class GraphedStep:
 
     def __call__(self, state, x: torch.Tensor, y: torch.Tensor, window, step: int, steps: int) -> bool:
         """Train on one batch; always an optimizer step (capture.py refuses accumulation)."""
-        if self.static_x is None:
-            self.static_x, self.static_y = torch.empty_like(x), torch.empty_like(y)
         sx, sy = self.static_x, self.static_y
+        if sx is None or (not self.is_captured and x.shape[0] > sx.shape[0]):
+            # The buffers take the largest batch seen before the capture: a run resumed just
+            # before an epoch's short last batch sees that one first.
+            self.static_x, self.static_y = sx, sy = torch.empty_like(x), torch.empty_like(y)
+            self.warm_steps_done = 0
         if (x.shape == sx.shape and y.shape == sy.shape and x.stride() == sx.stride()
                 and x.dtype == sx.dtype and y.dtype == sy.dtype and not self.capture_failed):
             sx.copy_(x, non_blocking=True)
