@@ -74,8 +74,6 @@ class EagerStep:
     the window, and at a group's end the OptimizerStep. graphed_step.py is the captured
     counterpart with the same interface."""
 
-    captured = False
-
     def __init__(self, *, model, criterion, optimizer_step: OptimizerStep, scaler, autocast, process,
                  accum_steps: int, skip_nan: bool) -> None:
         self.model, self.criterion, self.optimizer_step, self.scaler = model, criterion, optimizer_step, scaler

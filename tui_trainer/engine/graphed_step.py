@@ -138,8 +138,6 @@ _CAPTURABLE_WARNING = ".*capturable=True.*"  # torch warns when a capturable opt
 
 
 class GraphedStep:
-    captured = True
-
     def __init__(self, *, model: torch.nn.Module, criterion, optimizer: torch.optim.Optimizer, clip: float, lr,
                  precision, device: torch.device, backend=None, warmup_steps: int = WARMUP_STEPS,
                  ring_steps: int = RING_STEPS, on_fallback=None) -> None:
