@@ -119,17 +119,89 @@ def plain_epoch(side: Side, loader, device: torch.device, clip: float, *, val_lo
     return t1 - t0, t2 - t0
 
 
+class PlainCapturedLoop:
+    """The whole step captured by hand, as torch's CUDA-graph docs write it: static input
+    buffers, three warm-up steps on a side stream, one capture of forward, loss, backward,
+    clipping and a capturable fused optimizer step (LR a device tensor), then per batch a copy
+    into the buffers and a replay; a batch of another shape runs eagerly. No metrics are kept.
+    On the CPU (--device cpu --quick) the same code runs the step function where it would replay."""
+
+    def __init__(self, side: Side, device: torch.device, clip: float, *, autocast_dtype=None,
+                 channels_last: bool = False, warmup: int = 3) -> None:
+        self.side, self.device, self.clip, self.channels_last, self.warmup = side, device, clip, channels_last, warmup
+        self.autocast_dtype = autocast_dtype
+        self.static = None
+        self.graph = None
+        self.warm = 0
+        self.params = list(side.model.parameters())
+        for group in side.optimizer.param_groups:
+            if device.type == "cuda":
+                group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+            if "capturable" in group:
+                group["capturable"] = device.type == "cuda"
+
+    def _step(self, x, y) -> None:
+        opt, model = self.side.optimizer, self.side.model
+        opt.zero_grad(set_to_none=False)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None,
+                            cache_enabled=False):
+            loss = self.side.criterion(model(x), y)
+        loss.backward()
+        if self.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        opt.step()
+
+    def epoch(self, loader) -> float:
+        device, cuda = self.device, self.device.type == "cuda"
+        synchronize(device)
+        t0 = time.perf_counter()
+        self.side.model.train()
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if self.static is None:
+                self.static = (torch.empty_like(x), torch.empty_like(y))
+            sx, sy = self.static
+            if x.shape != sx.shape:
+                self._step(x, y)
+                continue
+            sx.copy_(x, non_blocking=True)
+            sy.copy_(y, non_blocking=True)
+            if self.graph is not None:
+                self.graph.replay()
+            elif not cuda:
+                self._step(sx, sy)  # the CPU: no graph to capture
+            elif self.warm < self.warmup:
+                stream = torch.cuda.Stream(device)
+                stream.wait_stream(torch.cuda.current_stream(device))
+                with torch.cuda.stream(stream):
+                    self._step(sx, sy)
+                torch.cuda.current_stream(device).wait_stream(stream)
+                self.warm += 1
+            else:
+                self.graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(self.graph):
+                    self._step(sx, sy)
+                self.graph.replay()
+        synchronize(device)
+        return time.perf_counter() - t0
+
+
 def engine_epochs(side: Side, loader, val_loader, device: torch.device, clip: float, epochs: int, *,
                   extra_sinks=(), amp: str = "off", channels_last: bool = False,
                   model: torch.nn.Module | None = None, compiled: bool = False,
-                  num_classes: int = 10) -> EpochStopwatch:
-    """`epochs` epochs of `Trainer.fit` (no checkpoints, no console); returns the stopwatch."""
+                  num_classes: int = 10, cuda_graphs: str = "off", capture_backend=None) -> EpochStopwatch:
+    """`epochs` epochs of `Trainer.fit` (no checkpoints, no console); returns the stopwatch.
+    cuda_graphs="on" captures the step (capture_backend: graphed_step.EagerReplay on the CPU)."""
     watch = EpochStopwatch()
     trainer = Trainer(model if model is not None else side.model, loader, val_loader, side.criterion, side.optimizer, device,
                       save_dir=None, sinks=[watch, *extra_sinks], clip_grad=clip, amp=amp,
                       checkpoint_every=0, num_classes=num_classes, channels_last=channels_last,
-                      compiled=compiled)
+                      compiled=compiled, cuda_graphs=cuda_graphs, capture_backend=capture_backend)
     trainer.fit(epochs)
+    if cuda_graphs == "on" and trainer.capture is not None and not trainer.capture.captured:
+        raise RuntimeError(f"the engine did not capture: {trainer.capture.reason}")
     return watch
 
 

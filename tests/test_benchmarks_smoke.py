@@ -63,12 +63,18 @@ def test_startup_quick_times_help_and_finds_no_heavy_import():
 
 
 def test_gpu_check_quick_runs_every_kind_of_row_on_the_cpu():
-    # data-only, torchvision + plain, ours + engine fp32, engine bf16 channels_last, both compiled loops
-    proc = run("bash", str(BENCH / "gpu_check.sh"), "--device", "cpu", "--quick", "--only", "1,2,3,5,9,13,14")
+    # data-only, torchvision + plain, ours + engine fp32, engine bf16 channels_last, both compiled
+    # loops, the engine compiled for reduce-overhead, the captured step (plain and engine)
+    rows_asked = [1, 2, 3, 5, 9, 13, 14, 20, 21, 22]
+    proc = run("bash", str(BENCH / "gpu_check.sh"), "--device", "cpu", "--quick", "--only",
+               ",".join(map(str, rows_asked)))
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = table_rows(proc.stdout)
-    assert [int(r[0]) for r in rows] == [1, 2, 3, 5, 9, 13, 14]
-    assert not any("skipped" in " ".join(r) for r in rows)
+    assert [int(r[0]) for r in rows] == rows_asked
+    assert not any("skipped" in " ".join(r) or "failed" in " ".join(r) for r in rows)
+    captured = {int(r[0]): r for r in rows}[22]
+    assert captured[1:7] == ["engine", "ours", "fp32", "NCHW", "no", "captured"] and float(captured[11]) > 0
+    assert "seed recipe projected (100 epochs of 50,000 images, batch 16), captured (row 22):" in proc.stdout
 
 
 def test_gpu_check_without_a_gpu_fails_in_one_line():

@@ -109,6 +109,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "step", "multistep", "plateau", "warmup_cosine", "onecycle", "none")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+CUDA_GRAPH_MODES = ("auto", "on", "off")  # engine/capture.py decides what each means for a run
 LOG_FORMATS = ("text", "json")
 NAN_POLICIES = ("stop", "skip")
 

@@ -56,6 +56,8 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help="random crop + flip on the training device (default: on for cifar10)")
     g.add_argument("--channels-last", action="store_true", default=None, help="use channels_last memory format")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--cuda-graphs", help="the training step as one CUDA graph: auto (default; eager until verified "
+                                         "on a GPU), on (EXPERIMENTAL, unmeasured), off; the header says why")
     g.add_argument("--seed", type=int, help="random seed (default 0): a CPU run is repeatable")
     g.add_argument("--limit-batches", type=int, help="at most N batches per epoch (quick checks)")
     g = p.add_argument_group("where")
@@ -139,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 CONFIG_FLAGS = ("model", "epochs", "batch_size", "eval_batch_size", "lr", "weight_decay", "optimizer", "momentum",
                 "scheduler", "plateau_patience", "patience", "min_delta", "restore_best", "accum_steps", "clip_grad",
-                "amp", "on_nan", "augment", "channels_last", "compile", "seed", "limit_batches", "run_dir",
-                "data_dir", "download", "device", "checkpoint_every", "synthetic_shape", "synthetic_classes",
+                "amp", "on_nan", "augment", "channels_last", "compile", "cuda_graphs", "seed", "limit_batches",
+                "run_dir", "data_dir", "download", "device", "checkpoint_every", "synthetic_shape", "synthetic_classes",
                 "synthetic_train", "synthetic_val", "monitor", "threads", "pretrained", "val_split", "image_size",
                 "memory_budget", "workers")
 

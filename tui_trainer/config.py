@@ -53,6 +53,9 @@ class RunConfig:
     on_nan: str = "stop"
     channels_last: bool = False
     compile: bool = False
+    # the training step as a CUDA graph: auto (eager until a GPU run verified it), on
+    # (experimental), off; engine/capture.py decides per run and says why
+    cuda_graphs: str = "auto"
     download: bool = True
     # synthetic dataset shape: (channels, height, width), classes and sample counts
     synthetic_shape: tuple[int, int, int] = (3, 32, 32)
@@ -171,7 +174,7 @@ def _check_int(flag: str, value: int, minimum: int, maximum: int = MAX_COUNT) ->
 
 
 # Fields whose type validate() checks beyond the choices and numbers below.
-_TEXT_FIELDS = ("dataset", "model", "optimizer", "scheduler", "amp", "device", "on_nan")
+_TEXT_FIELDS = ("dataset", "model", "optimizer", "scheduler", "amp", "device", "on_nan", "cuda_graphs")
 _OPTIONAL_PATHS = ("run_dir", "data_dir")
 _SWITCHES = ("restore_best", "augment", "channels_last", "compile", "download", "pretrained")
 MAX_IMAGE_SIZE = 4096  # px: a side beyond this is a typo; a batch of such images fills any GPU
@@ -206,6 +209,7 @@ def validate(c: RunConfig) -> None:
     _check_choice("scheduler", c.scheduler, catalog.SCHEDULERS)
     _check_choice("precision (--amp)", c.amp, catalog.AMP_MODES)
     _check_choice("device", c.device, catalog.DEVICES)
+    _check_choice("--cuda-graphs mode", c.cuda_graphs, catalog.CUDA_GRAPH_MODES)
     _check_choice("--on-nan policy", c.on_nan, catalog.NAN_POLICIES)
     _check_choice("--monitor metric", c.monitor, MONITORS)
     if c.threads is not None:

@@ -19,15 +19,16 @@ INT_KEYS = ("epochs", "batch_size", "eval_batch_size", "plateau_patience", "pati
             "limit_batches", "checkpoint_every", "synthetic_classes", "synthetic_train", "synthetic_val", "threads",
             "image_size", "workers")
 FLOAT_KEYS = ("lr", "weight_decay", "momentum", "min_delta", "clip_grad", "val_split", "memory_budget")
-TEXT_KEYS = ("dataset", "model", "optimizer", "scheduler", "monitor", "amp", "on_nan", "run_dir", "data_dir", "device")
+TEXT_KEYS = ("dataset", "model", "optimizer", "scheduler", "monitor", "amp", "on_nan", "run_dir", "data_dir", "device",
+             "cuda_graphs")
 BOOL_KEYS = ("restore_best", "augment", "channels_last", "compile", "download", "pretrained")
 SHAPE_KEYS = ("synthetic_shape",)
 # The order --print-config writes them in: what is trained, how, then where.
 ORDER = ("dataset", "model", "pretrained", "epochs", "batch_size", "eval_batch_size", "lr", "weight_decay",
          "optimizer", "momentum", "scheduler", "plateau_patience", "patience", "monitor", "min_delta", "restore_best",
-         "accum_steps", "clip_grad", "amp", "on_nan", "augment", "channels_last", "compile", "seed", "limit_batches",
-         "checkpoint_every", "run_dir", "data_dir", "download", "device", "threads", "val_split", "image_size",
-         "memory_budget", "workers", "synthetic_shape", "synthetic_classes", "synthetic_train", "synthetic_val")
+         "accum_steps", "clip_grad", "amp", "on_nan", "augment", "channels_last", "compile", "cuda_graphs", "seed",
+         "limit_batches", "checkpoint_every", "run_dir", "data_dir", "download", "device", "threads", "val_split",
+         "image_size", "memory_budget", "workers", "synthetic_shape", "synthetic_classes", "synthetic_train", "synthetic_val")
 KEYS = frozenset(ORDER)
 MAX_FILE_BYTES = 1_000_000
 

@@ -75,6 +75,9 @@ class RunStarted(Event):
     world_size: int = 1
     resumed: bool = False
     compiled: bool = False
+    # How the training step runs when that is worth saying (--cuda-graphs): "captured as a CUDA
+    # graph (...)" or "eager (the reason)"; empty for an eager run on a CPU that asked nothing.
+    training_step: str = ""
     # The metric that decides the best epoch and early stopping. Logs written before it existed
     # watched val_loss for early stopping (and chose the best epoch by val_acc, see EpochEnd).
     monitor: str = "val_loss"

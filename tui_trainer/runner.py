@@ -71,17 +71,26 @@ def busy_cpu_hint(threads: int) -> str:
             "other; --threads 1 may train many times faster")
 
 
-def build_optimizer(config: RunConfig, params):
+def build_optimizer(config: RunConfig, params, device=None):
+    """The config's optimizer; on a CUDA device the fused implementation where torch has one for
+    it (one kernel for the whole step, and the LR may be a device tensor: graphed_step.py)."""
     import torch
 
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                               nesterov=config.momentum > 0)
-    raise UserError(f"unknown optimizer '{config.optimizer}'")
+    kind = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}.get(config.optimizer)
+    if kind is None:
+        raise UserError(f"unknown optimizer '{config.optimizer}'")
+    options = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if kind is torch.optim.SGD:
+        options.update(momentum=config.momentum, nesterov=config.momentum > 0)
+    if device is not None and torch.device(device).type == "cuda" and _supports_fused(kind):
+        options["fused"] = True
+    return kind(params, **options)
+
+
+def _supports_fused(optimizer_class) -> bool:
+    import inspect
+
+    return "fused" in inspect.signature(optimizer_class).parameters
 
 
 def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control, emit, dist=None,
@@ -113,7 +122,11 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
     model = build_for_run(config, data, emit).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(config, model.parameters())
+    optimizer = build_optimizer(config, model.parameters(), device)
+    if device.type == "cuda":
+        # Every batch but an epoch's last has one shape: cuDNN's benchmark picks the fastest
+        # algorithm for it once (unmeasured here: README, Performance).
+        torch.backends.cudnn.benchmark = True
     steps = len(data.train_loader)
     if config.limit_batches:
         steps = min(steps, config.limit_batches)
@@ -132,7 +145,7 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
         num_classes=data.num_classes, on_nan=config.on_nan, limit_batches=config.limit_batches,
         channels_last=config.channels_last, run_name=run_dir.name, dataset_name=config.dataset,
         model_name=describe(config, data.input_shape), config=config.to_dict(), dist=process, compiled=config.compile,
-        monitor=config.monitor, **trainer_options,
+        monitor=config.monitor, cuda_graphs=config.cuda_graphs, **trainer_options,
     )
     trainer.scheduler = scheduler
     trainer.early_stopping = early

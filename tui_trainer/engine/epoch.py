@@ -68,30 +68,77 @@ class OptimizerStep:
             self.lr.after_optimizer_step(state)
 
 
+class EagerStep:
+    """One micro-batch as plain PyTorch: forward and loss under autocast, backward into the
+    accumulated gradients (no DDP all-reduce until a group's last micro-batch), the metrics into
+    the window, and at a group's end the OptimizerStep. graphed_step.py is the captured
+    counterpart with the same interface."""
+
+    def __init__(self, *, model, criterion, optimizer_step: OptimizerStep, scaler, autocast, process,
+                 accum_steps: int, skip_nan: bool) -> None:
+        self.model, self.criterion, self.optimizer_step, self.scaler = model, criterion, optimizer_step, scaler
+        self.autocast, self.process, self.accum_steps, self.skip_nan = autocast, process, accum_steps, skip_nan
+        self.group = accum_steps
+
+    def start_epoch(self) -> MetricWindow:
+        self.group = self.accum_steps
+        return MetricWindow()
+
+    def __call__(self, state, x: torch.Tensor, y: torch.Tensor, window: MetricWindow, step: int, steps: int) -> bool:
+        """Train on one micro-batch (`step` of `steps`, 1-based); True when the optimizer stepped."""
+        K = self.accum_steps
+        if (step - 1) % K == 0:
+            self.group = min(K, steps - step + 1)  # the last group of an epoch may be short
+        group = self.group
+        last_in_group = (step - 1) % K == group - 1
+        with (_NULL if last_in_group else self.process.no_sync(self.model)):
+            with self.autocast():
+                out = self.model(x)
+                loss = self.criterion(out, y)
+            if self.skip_nan and not bool(torch.isfinite(loss)):
+                state.sums.skipped += 1
+                if not last_in_group:
+                    return False
+            else:
+                # Without accumulation the loss is not divided: exact, and the division's
+                # autograd node would cost more than the rest of the step's bookkeeping.
+                scaled = loss / group if group > 1 else loss
+                scaler = self.scaler
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                window.add(loss, out, y)
+        if last_in_group:
+            self.optimizer_step(state)
+        return last_in_group
+
+
 class EpochLoop:
     def __init__(self, *, model, loader, criterion, step: OptimizerStep, scaler, autocast, device: torch.device,
                  steps: int, accum_steps: int, skip_nan: bool, channels_last: bool, process, control,
                  boundary, checkpointing, throughput, lr, emit: Callable[[ev.Event], None],
-                 progress_interval: float = PROGRESS_INTERVAL) -> None:
+                 progress_interval: float = PROGRESS_INTERVAL, train_step=None) -> None:
+        """train_step: what trains on each batch (EagerStep, or graphed_step.GraphedStep); by
+        default the EagerStep of the arguments above."""
         self.model, self.loader, self.criterion, self.optimizer_step = model, loader, criterion, step
         self.scaler, self.autocast, self.device = scaler, autocast, device
         self.steps, self.accum_steps, self.skip_nan, self.channels_last = steps, accum_steps, skip_nan, channels_last
         self.process, self.control, self.boundary, self.checkpointing = process, control, boundary, checkpointing
         self.throughput, self.lr, self.emit, self.progress_interval = throughput, lr, emit, progress_interval
+        self.train_step = train_step if train_step is not None else EagerStep(
+            model=model, criterion=criterion, optimizer_step=step, scaler=scaler, autocast=autocast, process=process,
+            accum_steps=accum_steps, skip_nan=skip_nan)
 
     def run(self, state, epoch: int, num_epochs: int) -> EpochTotals:
-        model, criterion, control, process = self.model, self.criterion, self.control, self.process
-        steps, K, meter, checkpoints = self.steps, self.accum_steps, self.throughput, self.checkpointing
-        device, channels_last, scaler = self.device, self.channels_last, self.scaler
-        window = MetricWindow()
-        limit, interval, skip_nan, autocast = window.max_elements, self.progress_interval, self.skip_nan, self.autocast
+        control, process, train_step = self.control, self.process, self.train_step
+        steps, meter, checkpoints = self.steps, self.throughput, self.checkpointing
+        device, channels_last = self.device, self.channels_last
+        window = train_step.start_epoch()
+        limit, interval = window.max_elements, self.progress_interval
         sums = state.sums  # a resumed epoch starts from its saved sums and step
         step = state.step_in_epoch
-        model.train()
+        self.model.train()
         meter.start_epoch(sums.count)
         self.emit(ev.EpochStarted(epoch=epoch, num_epochs=num_epochs, steps=steps))
         last_report = time.perf_counter()
-        group = K
         try:
             for x, y in self.loader:
                 if step == steps:
@@ -101,25 +148,7 @@ class EpochLoop:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 if channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
-                if (step - 1) % K == 0:
-                    group = min(K, steps - step + 1)  # the last group of an epoch may be short
-                last_in_group = (step - 1) % K == group - 1
-                with (_NULL if last_in_group else process.no_sync(model)):
-                    with autocast():
-                        out = model(x)
-                        loss = criterion(out, y)
-                    if skip_nan and not bool(torch.isfinite(loss)):
-                        sums.skipped += 1
-                        if not last_in_group:
-                            continue
-                    else:
-                        # Without accumulation the loss is not divided: exact, and the division's
-                        # autograd node would cost more than the rest of the step's bookkeeping.
-                        scaled = loss / group if group > 1 else loss
-                        (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                        window.add(loss, out, y)
-                if last_in_group:
-                    self.optimizer_step(state)
+                if train_step(state, x, y, window, step, steps):  # the optimizer stepped: a step boundary
                     if not meter.measuring and meter.warm_up_step():
                         self._read(state, window, epoch, step, steps)
                         meter.restart(sums.count)

@@ -93,6 +93,11 @@ class LearningRate:
         # never these.
         self.base_lrs = list(base_lrs) if base_lrs is not None else [g["lr"] for g in optimizer.param_groups]
         self.per_step = schedule.per_step
+        # Under a captured step (graphed_step.py) each group's LR is a device tensor the graph
+        # reads, written in place; the values last written are kept here so that reading the LR
+        # never waits for the device.
+        self._device_lrs: list[torch.Tensor] | None = None
+        self._written = [group["lr"] for group in optimizer.param_groups]
 
     @property
     def name(self) -> str:
@@ -101,7 +106,18 @@ class LearningRate:
     @property
     def current(self) -> float:
         """The LR in use (the first group's)."""
+        if self._device_lrs is not None:
+            return self._written[0]
         return self.optimizer.param_groups[0]["lr"]
+
+    def use_device_tensors(self, device: torch.device) -> None:
+        """From now on each group's LR is one float32 tensor on `device`, written in place at step
+        boundaries (a CUDA graph keeps reading the same memory). Only the built-in schedules
+        write it: a torch scheduler of the user's own is never captured (capture.py)."""
+        values = [float(v) for v in self._written]
+        self._device_lrs = [torch.tensor(v, dtype=torch.float32, device=device) for v in values]
+        for group, tensor in zip(self.optimizer.param_groups, self._device_lrs):
+            group["lr"] = tensor
 
     def _values(self, state) -> list[float]:
         schedule, factor = self.schedule, state.lr_factor
@@ -110,8 +126,14 @@ class LearningRate:
         return [schedule.lr(base, state.epoch, state.global_step) * factor for base in self.base_lrs]
 
     def apply(self, state) -> None:
-        for group, lr in zip(self.optimizer.param_groups, self._values(state)):
-            group["lr"] = lr
+        values = self._values(state)
+        if self._device_lrs is None:
+            for group, lr in zip(self.optimizer.param_groups, values):
+                group["lr"] = lr
+        else:
+            for tensor, lr in zip(self._device_lrs, values):
+                tensor.fill_(lr)  # queued on the stream before the next replay; no host sync
+        self._written = values
 
     def after_optimizer_step(self, state) -> None:
         """A per-step schedule moves on (call only when `per_step`)."""

@@ -23,13 +23,14 @@ from ..errors import NonFiniteLossError, UserError
 from ..vocab import Status
 from . import checkpoint as ckpt
 from .boundary import StepBoundary
+from .capture import CaptureDecision, CaptureInputs, decide_capture
 from .checkpointing import Checkpointing
 from .control import Control
 from .early_stopping import MONITORS, EarlyStopping
 from .epoch import PROGRESS_INTERVAL, EpochLoop, OptimizerStep
 from .evaluation import Validator, validate_epoch
 from .final_report import FinalReport
-from .learning_rate import LearningRate
+from .learning_rate import LearningRate, TorchSchedule
 from .metrics import classification_metrics_from_confusion
 from .outcomes import CheckpointWriteError, StopTraining, StopValidation
 from .parts import LoaderState, RandomState, StatefulParts
@@ -61,7 +62,7 @@ class Trainer:
                  channels_last: bool = False, run_name: str | None = None, dataset_name: str = "custom",
                  model_name: str | None = None, config: dict | None = None, dist=None,
                  progress_interval: float = PROGRESS_INTERVAL, compiled: bool = False,
-                 monitor: str | None = None) -> None:
+                 monitor: str | None = None, cuda_graphs: str = "auto", capture_backend=None) -> None:
         self.model = model
         self.train_loader = train_loader
         self.val_loader = val_loader
@@ -89,6 +90,12 @@ class Trainer:
         self.is_main = self.process.is_main
         self.progress_interval = progress_interval
         self.compiled = compiled
+        # --cuda-graphs: whether the training step is captured (capture.py decides, per fit).
+        # capture_backend: a stand-in for CUDA graphs (graphed_step.EagerReplay) that runs the
+        # captured path's logic on any device; for tests.
+        self.cuda_graphs = cuda_graphs
+        self.capture_backend = capture_backend
+        self.capture: CaptureDecision | None = None
         # The best epoch: by `monitor` (val_loss unless the Trainer or its EarlyStopping says
         # val_acc), ties broken by the other metric. It decides best_model.pth, early stopping,
         # the weights restored and reported at the end, and every "best" a view shows.
@@ -221,15 +228,37 @@ class Trainer:
         self.status = Status.FAILED
         self.emit(ev.RunFailed(error=message, epoch=epoch, step=step, last_checkpoint=self.checkpointing.newest()))
 
+    def decide_capture(self) -> CaptureDecision:
+        """Whether this run's training step is captured as a CUDA graph, and why (capture.py)."""
+        groups, loader = self.optimizer.param_groups, self.train_loader
+        return decide_capture(CaptureInputs(
+            requested=self.cuda_graphs, device_type="cuda" if self.capture_backend is not None else self.device.type,
+            precision=self.precision.mode, accum_steps=self.accum_steps, world_size=self.process.world_size,
+            optimizer=type(self.optimizer).__name__, optimizer_fused=all(g.get("fused") for g in groups),
+            compiled=self.compiled, own_scheduler=isinstance(self.lr.schedule, TorchSchedule),
+            skip_nan=self.on_nan == "skip", fixed_batch_size=getattr(loader, "batch_size", None) is not None))
+
+    def _train_step(self, optimizer_step: OptimizerStep):
+        """The captured step when the decision says so; None: the epoch loop's eager step."""
+        self.capture = self.decide_capture()
+        if not self.capture.captured:
+            return None
+        from .graphed_step import GraphedStep
+
+        return GraphedStep(model=self.model, criterion=self.criterion, optimizer=self.optimizer, clip=self.clip_grad,
+                           lr=self.lr, precision=self.precision, device=self.device, backend=self.capture_backend,
+                           on_fallback=lambda text: self.emit(ev.Notice(level="warning", message=text)))
+
     def _assemble(self) -> None:
         """The parts of this run, given what each needs."""
         self._parts = self.stateful_parts()
+        optimizer_step = OptimizerStep(self.model, self.optimizer, self.scaler, self.clip_grad, self.lr)
         self._boundary = StepBoundary(control=self.control, process=self.process, lr=self.lr,
                                       checkpointing=self.checkpointing, parts=self._parts,
                                       throughput=self.throughput, device=self.device, emit=self.emit)
         self._epoch_loop = EpochLoop(
             model=self.model, loader=self.train_loader, criterion=self.criterion,
-            step=OptimizerStep(self.model, self.optimizer, self.scaler, self.clip_grad, self.lr),
+            step=optimizer_step, train_step=self._train_step(optimizer_step),
             scaler=self.scaler, autocast=self.precision.autocast, device=self.device, steps=self.steps_per_epoch(),
             accum_steps=self.accum_steps, skip_nan=self.on_nan == "skip", channels_last=self.channels_last,
             process=self.process, control=self.control, boundary=self._boundary, checkpointing=self.checkpointing,
@@ -353,10 +382,14 @@ class Trainer:
             restore_best=es.restore_best_weights if es else False, clip_grad=self.clip_grad,
             checkpoint_every=self.checkpoint_every, seed=self.config.get("seed"),
             world_size=self.process.world_size, resumed=resumed, compiled=self.compiled, monitor=state.monitor,
+            training_step=self.capture.header(self.device.type) if self.capture is not None else "",
             **(state.restored_history(steps, es.counter if es is not None else 0) if resumed else {}),
         ))
         if self.compiled:
             self.emit(ev.Notice(level="info", message="torch.compile: the first steps compile the model"))
+        if self.capture is not None and self.capture.fallback:
+            self.emit(ev.Notice(level="warning" if self.capture.requested == "on" else "info",
+                                message=f"training step: {self.capture.label}"))
 
     # seed-compatible helper used by train_epoch below
     def _epoch_for_api(self, epoch: int) -> tuple[float, float]:

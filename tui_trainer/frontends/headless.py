@@ -70,6 +70,8 @@ class HeadlessPrinter:
                   + f", {fmt.plural(e.num_epochs, 'epoch')} ({e.steps_per_epoch} steps each)"
                   + (f", clip {e.clip_grad:g}" if e.clip_grad else ", no clipping"))
         p(f"  recipe     {recipe}")
+        if e.training_step:
+            p(f"  step       {e.training_step}")
         if e.patience:
             p(f"  early stop patience {e.patience} on {e.monitor} (min_delta {e.min_delta:g})"
               + (", restores best weights" if e.restore_best else ""))
