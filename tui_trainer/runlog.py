@@ -93,7 +93,7 @@ def open_run_file(path: str | os.PathLike, flags: int, mode: int = 0o644) -> int
     return fd
 
 
-RUN_FILE_PATTERNS = (LOCK_NAME, EVENTS_NAME, CONFIG_NAME, REPORT_NAME, "*.pth")
+RUN_FILE_PATTERNS = (LOCK_NAME, EVENTS_NAME, CONFIG_NAME, REPORT_NAME, "experiment.py", "*.pth")
 
 
 def check_run_files(run_dir: str | os.PathLike) -> None:
@@ -105,7 +105,7 @@ def check_run_files(run_dir: str | os.PathLike) -> None:
     except OSError:
         return
     for name in names:
-        if name in RUN_FILE_PATTERNS[:4] or name.endswith(".pth"):
+        if name in RUN_FILE_PATTERNS[:5] or name.endswith(".pth"):
             check_run_file(run_dir / name)
 
 

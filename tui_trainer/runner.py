@@ -89,10 +89,9 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
     """Construct everything for a run; returns (trainer, scheduler, early_stopping)."""
     import torch
 
-    from .data import build_data
     from .engine import EarlyStopping, Trainer
     from .engine.schedulers import scheduler_for_run
-    from .models import build_for_run, describe
+    from .run_parts import parts_for
 
     rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
     if config.threads is not None:
@@ -104,13 +103,14 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
         hint = busy_cpu_hint(torch.get_num_threads())
         if hint:
             emit(ev.Notice(level="warning", message=hint))
+    parts = parts_for(config, run_dir)  # the built-in data and models, or an experiment file's
     emit(ev.Preparing(stage="loading data", detail=config.dataset))
-    data = build_data(config, device, rank=rank, world_size=world, emit=emit)
+    data = parts.build_data(config, device, rank=rank, world_size=world, emit=emit)
     emit(ev.Preparing(stage="building model", detail=config.model))
-    model = build_for_run(config, data, emit).to(device)
+    model = parts.build_model(config, data, emit).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(config, model.parameters())
+    optimizer = parts.build_optimizer(config, model.parameters())
     steps = len(data.train_loader)
     if config.limit_batches:
         steps = min(steps, config.limit_batches)
@@ -125,12 +125,12 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
         emit(ev.Preparing(stage="compiling", detail="torch.compile (the first steps compile the model)"))
         run_model = torch.compile(run_model)
     trainer = Trainer(
-        run_model, data.train_loader, data.val_loader, torch.nn.CrossEntropyLoss(), optimizer, device, run_dir,
+        run_model, data.train_loader, data.val_loader, parts.build_loss(config), optimizer, device, run_dir,
         sinks=sinks, control=control, clip_grad=config.clip_grad, accum_steps=config.accum_steps,
         amp=config.amp, checkpoint_every=config.checkpoint_every, class_names=data.class_names,
         num_classes=data.num_classes, on_nan=config.on_nan, limit_batches=config.limit_batches,
         channels_last=config.channels_last, run_name=run_dir.name, dataset_name=config.dataset,
-        model_name=describe(config, data.input_shape), config=config.to_dict(), dist=dist, compiled=config.compile,
+        model_name=parts.describe(config, data.input_shape), config=config.to_dict(), dist=dist, compiled=config.compile,
         monitor=config.monitor, **trainer_options,
     )
     trainer.scheduler = scheduler
