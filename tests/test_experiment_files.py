@@ -254,6 +254,17 @@ def test_bad_arguments_with_an_experiment_file(cli, exp, tmp_path, monkeypatch, 
     assert digest(tmp_path) == before
 
 
+def test_a_run_dir_holding_an_experiment_py_is_refused_and_kept(cli, exp, tmp_path):
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    (run_dir / "experiment.py").write_text("# someone's own file\n")
+    before = digest(tmp_path)
+    result = cli("run", exp, *FAST, "--run-dir", run_dir)
+    assert result.code == 2 and "already holds experiment.py" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert digest(tmp_path) == before
+
+
 def test_an_exception_in_the_users_code_is_their_traceback_and_exit_1(cli, tmp_path, monkeypatch):
     write_experiment(tmp_path / "exp.py", extra='''
         def build_model(cfg):

@@ -139,8 +139,10 @@ def copy_into_run(config, run_dir: Path) -> None:
         return
     from .runlog import atomic_write
 
+    check_no_copy(Path(run_dir))
+    target = Path(run_dir) / COPY_NAME
     source = read_source(Path(config.dataset))
-    atomic_write(Path(run_dir) / COPY_NAME, lambda fh: fh.write(source), binary=True)
+    atomic_write(target, lambda fh: fh.write(source), binary=True)
 
 
 def check_copy(run_dir: Path) -> None:
@@ -149,6 +151,13 @@ def check_copy(run_dir: Path) -> None:
     if not os.path.lexists(copy):
         raise UserError(f"{copy} is missing: a resume runs the experiment file's copy the run started with; "
                         "put it back, or start a new run")
+
+
+def check_no_copy(run_dir: Path) -> None:
+    """A new run never replaces a file of the user's (a --run-dir that already holds one)."""
+    if os.path.lexists(Path(run_dir) / COPY_NAME):
+        raise UserError(f"run directory {run_dir} already holds {COPY_NAME}, where a run keeps its experiment file's "
+                        "copy; choose another --run-dir")
 
 
 def settings_for(dataset: str, overrides: dict) -> dict[str, Any]:

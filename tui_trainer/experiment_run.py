@@ -29,7 +29,7 @@ from torch.utils.data._utils.collate import default_collate
 
 from . import events as ev
 from .errors import UserCodeError, UserError
-from .experiment import check_copy, load_for_run
+from .experiment import check_copy, check_no_copy, load_for_run
 
 REQUIRED = ("build_model", "build_data")
 OPTIONAL = ("build_optimizer", "build_loss")
@@ -229,6 +229,8 @@ def preflight(config, resume_dir: Path | None = None) -> None:
 
     if resume_dir is not None:
         check_copy(resume_dir)
+    elif config.run_dir:
+        check_no_copy(Path(config.run_dir))
     with one_thread(), torch.random.fork_rng(devices=[]):
         parts = ExperimentParts(config, resume_dir)
         data = parts.build_data(config, torch.device("cpu"))
