@@ -123,6 +123,7 @@ def check_model(model, x, y, names, label: str) -> int:
         raise UserError(f"{label}: build_model(cfg) returned {_what(model)}, not a torch.nn.Module; return the "
                         "model itself")
     was_training = model.training
+    x = x.to(next((p.device for p in model.parameters()), x.device))  # a model built on the GPU takes GPU inputs
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             model.eval()
@@ -237,7 +238,8 @@ def preflight(config, resume_dir: Path | None = None) -> None:
         model = parts.build_model(config, data)
         optimizer = parts.build_optimizer(config, model.parameters())
         loss_fn = parts.build_loss(config)
-        x, y = parts.sample
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        x, y = (t.to(device) for t in parts.sample)
         out = _call(parts.label, "the model's forward()", model, x)
         value = _call(parts.label, "the loss", loss_fn, out, y)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
