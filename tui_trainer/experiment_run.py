@@ -160,6 +160,17 @@ def _check_loss(loss, label: str):
     return loss
 
 
+def untouched_rng(fn, *args):
+    """fn(*args) with every global generator (torch, Python, NumPy) put back afterwards."""
+    from .engine.checkpoint import capture_rng, restore_rng
+
+    state = capture_rng()
+    try:
+        return fn(*args)
+    finally:
+        restore_rng(state)
+
+
 class ExperimentParts:
     """The run's data, model, optimizer and loss from the experiment file (the run directory's
     copy when it has one). See run_parts.BuiltinParts for the interface."""
@@ -180,7 +191,7 @@ class ExperimentParts:
             emit(ev.Notice(level="warning", message=self.warning))
         result = _call(self.label, "build_data(cfg)", self.module.build_data, config)
         train, val, self.names = unpack_data(result, self.label)
-        self.sample = first_batch(train, self.label)
+        self.sample = untouched_rng(first_batch, train, self.label)  # the seeded run draws as if not checked
         if world_size > 1 and (isinstance(train, DataLoader) or isinstance(val, DataLoader)):
             raise UserError(f"{self.label}: under torchrun build_data(cfg) must return datasets, not DataLoaders: "
                             "tui-trainer shards datasets over the processes")
