@@ -121,7 +121,7 @@ def test_the_files_optimizer_and_loss_are_used(cli, tmp_path):
 
 # ----- resume -----
 
-def _run(exp, run_dir, stop_at_step: int | None):
+def _run(exp, run_dir, stop_at_step: int | None, **settings):
     """`tui-trainer run exp.py`, in this process, asking for a stop (as Ctrl-C does) at step
     `stop_at_step` of epoch 2."""
     from tui_trainer import events as ev, runlog
@@ -131,7 +131,7 @@ def _run(exp, run_dir, stop_at_step: int | None):
     from tui_trainer.inputs import check_inputs
     from tui_trainer.runner import execute
 
-    cfg = check_inputs(make_config(str(exp), device="cpu", threads=1)).replace(run_dir=str(run_dir))
+    cfg = check_inputs(make_config(str(exp), device="cpu", threads=1, **settings)).replace(run_dir=str(run_dir))
     run_dir.mkdir()
     runlog.write_json_atomic(run_dir / runlog.CONFIG_NAME, cfg.to_dict())
     copy_into_run(cfg, run_dir)
@@ -150,12 +150,13 @@ def _run(exp, run_dir, stop_at_step: int | None):
         log.close()
 
 
-@pytest.mark.parametrize("loaders", [False, True], ids=["datasets", "dataloaders"])
-def test_an_experiment_run_resumes_exactly_from_its_copy(tmp_path, loaders):
+@pytest.mark.parametrize("loaders, workers", [(False, None), (True, None), (False, 2)],
+                         ids=["datasets", "dataloaders", "datasets-2-workers"])
+def test_an_experiment_run_resumes_exactly_from_its_copy(tmp_path, loaders, workers):
     exp = write_experiment(tmp_path / "exp.py", loaders=loaders)
     reference, stopped = tmp_path / "reference", tmp_path / "stopped"
-    assert _run(exp, reference, None).status == "finished"
-    assert _run(exp, stopped, 3).status == "interrupted"
+    assert _run(exp, reference, None, workers=workers).status == "finished"
+    assert _run(exp, stopped, 3, workers=workers).status == "interrupted"
     assert load(stopped / "last.pth")["step_in_epoch"] >= 3  # stopped mid-epoch
     code, out, err = cli_main(["resume", stopped, "--headless", "--threads", "1"])
     assert code == 0, out + err
@@ -203,6 +204,20 @@ def test_a_planted_link_as_the_copy_is_refused(tmp_path):
     code, out, err = cli_main(["resume", run_dir, "--headless"])
     assert code == 2 and "symbolic link" in err and len(err.strip().splitlines()) == 1
     assert digest(tmp_path) == before
+
+
+def test_datasets_are_sharded_over_torchrun_processes_in_one_order():
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from tui_trainer.data.user_loader import dataset_loader
+
+    data = TensorDataset(torch.arange(10).float().view(10, 1), torch.zeros(10).long())
+    ranks = [dataset_loader(data, 2, shuffle=True, seed=3, rank=r, world_size=2) for r in (0, 1)]
+    seen = [[int(v) for x, _ in loader for v in x.view(-1)] for loader in ranks]
+    assert len(seen[0]) == len(seen[1]) == 5 and sorted(seen[0] + seen[1]) == list(range(10))
+    again = [int(v) for x, _ in dataset_loader(data, 2, shuffle=True, seed=3, rank=0, world_size=2) for v in x.view(-1)]
+    assert again == seen[0]  # the order is the seed's: every process draws the same permutation
 
 
 # ----- refusals: one line, exit 2, nothing written -----
