@@ -102,6 +102,8 @@ def test_flags_override_a_config_file_which_overrides_the_files_defaults(cli, ex
     assert "batch 8, 1 epoch (15 steps each)" in result.out
     printed = cli("run", exp, "--config", tmp_path / "run.toml", "--print-config")
     assert "epochs = 5" in printed.out and "lr = 0.02" in printed.out and "batch-size = 8" in printed.out
+    (tmp_path / "printed.toml").write_text(printed.out)  # it reads back to the same settings
+    assert cli("run", "--config", tmp_path / "printed.toml", "--print-config").out == printed.out
 
 
 def test_the_files_optimizer_and_loss_are_used(cli, tmp_path):
