@@ -39,7 +39,9 @@ def _call(label: str, what: str, fn, *args):
     try:
         return fn(*args)
     except Exception as exc:  # noqa: BLE001 - their code's error: their traceback
-        raise UserCodeError(f"{what} in {label} raised {type(exc).__name__} (traceback above); fix it") from exc
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise UserCodeError(f"{what} in {label} raised {type(exc).__name__}" + (f": {detail}" if detail else "")
+                            + "; fix it") from exc
 
 
 def _what(value) -> str:
