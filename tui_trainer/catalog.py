@@ -100,6 +100,14 @@ IMAGE_FOLDER = DatasetInfo(
            weight_decay=0.01, optimizer="adamw", scheduler="cosine", patience=8, augment=True),
 )
 
+# `tui-trainer run exp.py`: the user's experiment file (experiment.py); its `defaults` come after this.
+EXPERIMENT_FILE = DatasetInfo(
+    "FILE.py",
+    "your own experiment file: build_model(cfg), build_data(cfg), optionally build_optimizer, build_loss, defaults",
+    Recipe(model="experiment:build_model", epochs=10, batch_size=64, eval_batch_size=256, lr=1e-3,
+           weight_decay=0.01, optimizer="adamw", scheduler="cosine", patience=10),
+)
+
 MODELS: dict[str, str] = {
     "simplecnn": "the seed's SimpleCNN: 3 conv-BN-ReLU-pool blocks (64/128/256), MLP head",
     "mlp": "a small multilayer perceptron (256-128 hidden units, ReLU, dropout)",

@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tui-trainer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run = sub.add_parser("run", help="train a model on a dataset", description="Train a model on a dataset.")
-    run.add_argument("dataset", nargs="?", help=f"dataset: {', '.join(catalog.DATASETS)}, or a folder of images "
-                                                "(optional with --config)")
+    run.add_argument("dataset", nargs="?", help=f"dataset: {', '.join(catalog.DATASETS)}, a folder of images, or "
+                                                "an experiment file exp.py (optional with --config)")
     _add_training_flags(run)
     _add_output_flags(run)
     res = sub.add_parser("resume", help="continue a run from its newest valid checkpoint",
@@ -259,6 +259,9 @@ def cmd_run(args: argparse.Namespace, dist=None) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = runlog.RunDirLock(run_dir).acquire()
         runlog.write_json_atomic(run_dir / runlog.CONFIG_NAME, config.to_dict())
+        from .experiment import copy_into_run
+
+        copy_into_run(config, run_dir)  # an experiment file: the copy `resume` runs
     except (OSError, UserError) as exc:  # e.g. a full disk: a run that never started leaves nothing
         if lock is not None:
             lock.release()
@@ -320,7 +323,7 @@ def cmd_resume(args: argparse.Namespace, dist=None) -> int:
         changes["threads"] = args.threads
     config = stored.replace(**changes)
     validate(config)
-    check_inputs(config)
+    check_inputs(config, resume_dir=run_dir)
     if not os.access(run_dir, os.W_OK | os.X_OK):
         raise UserError(f"cannot write to run directory {run_dir}")
     # Fail fast, before torch loads, when there is no checkpoint file at all.
@@ -401,20 +404,21 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     config = check_inputs(config_from_args(args))
     import torch
 
-    from .data import build_data
     from .engine import diagnose_training_issues
-    from .models import build_for_run
-    from .runner import build_optimizer, resolve_device, seed_everything
+    from .run_parts import parts_for
+    from .runner import resolve_device, seed_everything
 
     seed_everything(config.seed)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
-    bundle = build_data(config, device)
-    model = build_for_run(config, bundle).to(device)
-    optimizer = build_optimizer(config, model.parameters())
-    print(f"diagnosing {config.model} on {config.dataset} ({device}), batch {config.batch_size}")
-    report = diagnose_training_issues(model, bundle.train_loader, torch.nn.CrossEntropyLoss(), optimizer, device,
+    parts = parts_for(config)
+    bundle = parts.build_data(config, device)
+    model = parts.build_model(config, bundle).to(device)
+    optimizer = parts.build_optimizer(config, model.parameters())
+    print(f"diagnosing {parts.describe(config, bundle.input_shape)} on {config.dataset} ({device}), batch "
+          f"{config.batch_size}")
+    report = diagnose_training_issues(model, bundle.train_loader, parts.build_loss(config), optimizer, device,
                                       num_classes=bundle.num_classes)
     return EXIT_OK if not report["warnings"] else EXIT_FAILED
 

@@ -106,7 +106,9 @@ class RunConfig:
 
 def is_image_folder(dataset: Any) -> bool:
     """A dataset that is a path to the user's own folder of images, not one of ours by name."""
-    return isinstance(dataset, str) and dataset not in catalog.DATASETS and (
+    from .experiment import is_experiment_file
+
+    return isinstance(dataset, str) and dataset not in catalog.DATASETS and not is_experiment_file(dataset) and (
         "/" in dataset or os.sep in dataset or os.path.isdir(dataset))
 
 
@@ -115,6 +117,10 @@ def resolve_dataset(dataset: str) -> tuple[str, catalog.DatasetInfo]:
     info = catalog.DATASETS.get(dataset)
     if info is not None:
         return dataset, info
+    from .experiment import is_experiment_file, resolve_file
+
+    if is_experiment_file(dataset):
+        return resolve_file(dataset), catalog.EXPERIMENT_FILE
     if not is_image_folder(dataset):
         from .models.spec import did_you_mean
 
@@ -133,6 +139,10 @@ def make_config(dataset: str, **overrides: Any) -> RunConfig:
     dataset, info = resolve_dataset(dataset)
     recipe = dataclasses.asdict(info.recipe)
     values: dict[str, Any] = {"dataset": dataset, **recipe}
+    if info is catalog.EXPERIMENT_FILE:  # the file's own defaults come next; it builds the model
+        from .experiment import settings_for
+
+        values.update(settings_for(dataset, overrides))
     values.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(values.get("model"), str):
         from .models.spec import canonical
@@ -201,7 +211,9 @@ def _check_types(c: RunConfig) -> None:
 def validate(c: RunConfig) -> None:
     """Raise UserError naming the first problem; the message tells the fix."""
     _check_types(c)
-    if not is_image_folder(c.dataset):
+    from .experiment import is_experiment_file
+
+    if not is_image_folder(c.dataset) and not is_experiment_file(c.dataset):
         _check_choice("dataset", c.dataset, catalog.DATASETS)
     _check_model(c)
     _check_image_options(c)

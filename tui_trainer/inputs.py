@@ -8,11 +8,18 @@ import sys
 from pathlib import Path
 
 
-def check_inputs(config):
+def check_inputs(config, resume_dir=None):
     """Returns the config to record (an image folder's notes its file list); raises UserError,
-    or UserCodeError when the user's own code raised."""
+    or UserCodeError when the user's own code raised. resume_dir: the run a resume continues
+    (an experiment file's run is checked with the copy it keeps)."""
     from . import data, models
+    from .experiment import is_experiment_file
 
+    if is_experiment_file(config.dataset):
+        from .experiment_run import preflight
+
+        preflight(config, resume_dir)
+        return config
     config = data.preflight(config)
     models.preflight(config, lambda: data.sample_shape(config))
     return config
@@ -21,8 +28,11 @@ def check_inputs(config):
 def run_name_parts(config) -> tuple[str, str]:
     """The dataset and model as a run directory's name shows them: a folder by its own name."""
     from .config import is_image_folder
+    from .experiment import RUN_NAME, is_experiment_file
     from .models.spec import short_name
 
+    if is_experiment_file(config.dataset):
+        return Path(config.dataset).stem, RUN_NAME
     dataset = Path(config.dataset).name if is_image_folder(config.dataset) else config.dataset
     return dataset, short_name(config.model)
 

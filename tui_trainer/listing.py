@@ -23,7 +23,7 @@ def _wrapped(label: str, text: str, indent: int) -> list[str]:
 
 def lines() -> list[str]:
     out = ["datasets:"]
-    for info in (*catalog.DATASETS.values(), catalog.IMAGE_FOLDER):
+    for info in (*catalog.DATASETS.values(), catalog.IMAGE_FOLDER, catalog.EXPERIMENT_FILE):
         out += _wrapped(f"  {info.name}", info.summary, 16)
         out += _wrapped("", _recipe(info.recipe), 16)
     out += ["", "models:"]

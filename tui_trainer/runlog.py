@@ -94,7 +94,7 @@ def open_run_file(path: str | os.PathLike, flags: int, mode: int = 0o644) -> int
     return fd
 
 
-RUN_FILE_PATTERNS = (LOCK_NAME, EVENTS_NAME, CONFIG_NAME, REPORT_NAME, METRICS_CSV_NAME, "*.pth")
+RUN_FILE_PATTERNS = (LOCK_NAME, EVENTS_NAME, CONFIG_NAME, REPORT_NAME, METRICS_CSV_NAME, "experiment.py", "*.pth")
 
 
 def check_run_files(run_dir: str | os.PathLike) -> None:

@@ -99,11 +99,10 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
     dist: the process (torchrun's DistContext), None alone."""
     import torch
 
-    from .data import build_data
     from .engine import EarlyStopping, Trainer
     from .engine.lr_schedules import schedule_for_run
     from .engine.process import SingleProcess
-    from .models import build_for_run, describe
+    from .run_parts import parts_for
 
     process = dist if dist is not None else SingleProcess()
     rank, world = process.rank, process.world_size
@@ -116,13 +115,14 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
         hint = busy_cpu_hint(torch.get_num_threads())
         if hint:
             emit(ev.Notice(level="warning", message=hint))
+    parts = parts_for(config, run_dir)  # the built-in data and models, or an experiment file's
     emit(ev.Preparing(stage="loading data", detail=config.dataset))
-    data = build_data(config, device, rank=rank, world_size=world, emit=emit)
+    data = parts.build_data(config, device, rank=rank, world_size=world, emit=emit)
     emit(ev.Preparing(stage="building model", detail=config.model))
-    model = build_for_run(config, data, emit).to(device)
+    model = parts.build_model(config, data, emit).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(config, model.parameters(), device)
+    optimizer = parts.build_optimizer(config, model.parameters(), device)
     if device.type == "cuda":
         # Every batch but an epoch's last has one shape: cuDNN's benchmark picks the fastest
         # algorithm for it once (unmeasured here: README, Performance).
@@ -139,13 +139,13 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
         emit(ev.Preparing(stage="compiling", detail="torch.compile (the first steps compile the model)"))
         run_model = torch.compile(run_model)
     trainer = Trainer(
-        run_model, data.train_loader, data.val_loader, torch.nn.CrossEntropyLoss(), optimizer, device, run_dir,
+        run_model, data.train_loader, data.val_loader, parts.build_loss(config), optimizer, device, run_dir,
         sinks=sinks, control=control, clip_grad=config.clip_grad, accum_steps=config.accum_steps,
         amp=config.amp, checkpoint_every=config.checkpoint_every, class_names=data.class_names,
         num_classes=data.num_classes, on_nan=config.on_nan, limit_batches=config.limit_batches,
         channels_last=config.channels_last, run_name=run_dir.name, dataset_name=config.dataset,
-        model_name=describe(config, data.input_shape), config=config.to_dict(), dist=process, compiled=config.compile,
-        monitor=config.monitor, cuda_graphs=config.cuda_graphs, **trainer_options,
+        model_name=parts.describe(config, data.input_shape), config=config.to_dict(), dist=process,
+        compiled=config.compile, monitor=config.monitor, cuda_graphs=config.cuda_graphs, **trainer_options,
     )
     trainer.scheduler = scheduler
     trainer.early_stopping = early

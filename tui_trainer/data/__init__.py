@@ -49,6 +49,10 @@ def _module(config):
 def preflight(config):
     """Cheap checks before torch loads (raise UserError): are the data there at all? Returns the
     config to record (an image folder's adds what its file list was, so a resume can tell)."""
+    from ..experiment import is_experiment_file
+
+    if is_experiment_file(config.dataset):  # its build_data is checked with the model (experiment_run.py)
+        return config
     check = getattr(_module(config), "preflight", None)
     checked = check(config) if check is not None else None
     return checked if checked is not None else config

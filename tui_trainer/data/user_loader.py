@@ -1,0 +1,102 @@
+"""Loaders over the user's own datasets and DataLoaders (an experiment file's `build_data`),
+resumable exactly, as TensorLoader is.
+
+One CPU generator draws each epoch's order (the sampler's) and the workers' seeds (the
+DataLoader's). `state_dict(batches_done)` is its state when the epoch began plus the batches
+done. A resumed epoch fetches those batches again and drops them, with every global random
+generator put back afterwards: a dataset that augments with torch's global generator (no
+workers) or with its workers' (seeded by the epoch's draw) then gives the remaining batches
+exactly what the interrupted run gave them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from .loader import epoch_indices
+
+
+class EpochOrder(Sampler):
+    """Each epoch's indices, drawn from `generator` (and sharded for this rank under torchrun)."""
+
+    def __init__(self, size: int, generator: torch.Generator, shuffle: bool, rank: int = 0, world_size: int = 1,
+                 pad_shards: bool = True) -> None:
+        self.size, self.generator, self.shuffle = size, generator, shuffle
+        self.rank, self.world_size, self.pad_shards = rank, world_size, pad_shards
+
+    def _indices(self) -> torch.Tensor:
+        return epoch_indices(self.size, self.generator, self.shuffle, self.rank, self.world_size, self.pad_shards)
+
+    def __iter__(self):
+        return iter(self._indices().tolist())
+
+    def __len__(self) -> int:
+        if self.world_size == 1:
+            return self.size
+        if self.pad_shards:
+            return -(-self.size // self.world_size)
+        return len(range(self.rank, self.size, self.world_size))
+
+
+def dataset_loader(dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int = 0, rank: int = 0,
+                   world_size: int = 1, pad_shards: bool = True, pin_memory: bool = False):
+    """A DataLoader over a map-style dataset whose order comes from one seeded generator;
+    the training one (shuffle=True) is wrapped for an exact resume."""
+    generator = torch.Generator().manual_seed(seed)
+    order = EpochOrder(len(dataset), generator, shuffle, rank, world_size, pad_shards)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=workers, generator=generator,
+                        pin_memory=pin_memory)
+    return ResumableLoader(loader, generator) if shuffle else loader
+
+
+def adopt_loader(loader: DataLoader, seed: int) -> "ResumableLoader":
+    """The user's own training DataLoader, its random order drawn from our seeded generator
+    (the sampler's and the workers' seeds), so that a resume can replay it."""
+    generator = torch.Generator().manual_seed(seed)
+    loader.generator = generator
+    for sampler in (loader.sampler, getattr(loader.batch_sampler, "sampler", None)):
+        if sampler is not None and hasattr(sampler, "generator"):
+            sampler.generator = generator
+    return ResumableLoader(loader, generator)
+
+
+class ResumableLoader:
+    def __init__(self, loader: DataLoader, generator: torch.Generator) -> None:
+        self.loader = loader
+        self.generator = generator
+        self.epoch_start_state = generator.get_state()
+        self._skip = 0
+
+    @property
+    def dataset(self):
+        return self.loader.dataset
+
+    @property
+    def batch_size(self):
+        return self.loader.batch_size
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def state_dict(self, batches_done: int = 0) -> dict:
+        state = self.epoch_start_state if batches_done else self.generator.get_state()
+        return {"generator": state.clone(), "skip": int(batches_done)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self._skip = int(state.get("skip", 0))
+
+    def __iter__(self):
+        self.epoch_start_state = self.generator.get_state()
+        batches = iter(self.loader)
+        skip, self._skip = self._skip, 0
+        if skip:
+            from ..engine.checkpoint import capture_rng, restore_rng
+
+            saved = capture_rng()  # the state the interrupted run had after those batches
+            for _ in range(skip):
+                if next(batches, None) is None:
+                    break
+            restore_rng(saved)
+        yield from batches
