@@ -114,6 +114,10 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model.parameters())
+    if config.extra.get("lr_find"):  # `run --lr find`: the range test first, on these very parts
+        from .lr_find_run import find_in_run
+
+        config = find_in_run(config, data, model, optimizer, device, run_dir, emit)
     steps = len(data.train_loader)
     if config.limit_batches:
         steps = min(steps, config.limit_batches)
