@@ -4,7 +4,7 @@ The LR grows exponentially from lr_min to lr_max over a fixed number of optimize
 the model trains; the loss is smoothed exponentially (with bias correction, so the first steps
 are not pulled towards zero), and the sweep stops once the smoothed loss exceeds `diverge` times
 its minimum. Two suggestions come from the smoothed curve: the point of steepest descent and the
-"valley" (fastai's: two thirds of the way down the longest stretch over which the loss falls).
+"valley" (fastai's: half way down the longest stretch over which the loss falls).
 
 The sweep drives the engine's own parts: the LR owner (`LearningRate`, with the exponential
 ramp as a per-step schedule, a function of the optimizer step like every other) and the
@@ -88,7 +88,7 @@ def suggestions(lrs, smoothed) -> tuple[int | None, int | None]:
 
 def valley_index(losses: list[float]) -> int:
     """fastai's valley: the longest run of (not necessarily adjacent) falling losses, and the point
-    two thirds of the way along it - far enough down the slope, short of the bottom."""
+    half way along it - well down the slope, short of the bottom where the loss turns."""
     n = len(losses)
     longest = [1] * n
     max_start = max_end = 0
