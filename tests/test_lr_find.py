@@ -183,3 +183,29 @@ def test_run_with_lr_find_trains_exactly_as_run_with_that_lr(found_run, tmp_path
                 if e["event"] == "EpochEnd"]
 
     assert ends(run_dir) == ends(tmp_path / "plain") and len(ends(run_dir)) == 3
+
+
+def test_enter_in_the_console_trains_with_the_lr_under_the_cursor(cli, tmp_path, monkeypatch):
+    """The command's console path: the sweep runs through the app, lr_find.json is written, and
+    the LR the app returns starts a normal run (here the app's keys are stood in for: it returns
+    the LR one step right of the suggestion)."""
+    from tui_trainer import cli as cli_module
+    from tui_trainer.frontends.tui import lr_find_app
+
+    asked = []
+    monkeypatch.setattr(cli_module, "wants_tui", lambda args: not asked.append(1) and len(asked) == 1)
+
+    def run(app):
+        app.result = app.job(lambda *a: None, lambda: False)
+        return app.result.lrs[app.result.suggestion + 1]
+
+    monkeypatch.setattr(lr_find_app.LrFindApp, "run", run)
+    monkeypatch.chdir(tmp_path)
+    result = cli("lr-find", "digits", "--threads", "1", "--steps", "40", "--epochs", "1", "--limit-batches", "3")
+    assert result.code == 0, result.err
+    sweep_dir, = (tmp_path / "runs").glob("*-lr-find-*")
+    record = json.loads((sweep_dir / "lr_find.json").read_text())
+    picked = record["points"][record[record["suggested_by"]]["step"]]["lr"]  # the step after the suggestion
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p != sweep_dir]
+    assert json.loads((run_dir / "config.json").read_text())["lr"] == picked
+    assert (run_dir / "report.json").exists() and not (run_dir / "lr_find.json").exists()

@@ -112,6 +112,21 @@ def as_record(result, config) -> dict:
     }
 
 
+def result_from_record(record: dict):
+    """The sweep an lr_find.json describes (to draw it again)."""
+    from .engine.lr_finder import RangeTest
+
+    points = record["points"]
+
+    def index(mark):
+        return None if not mark else int(mark["step"]) - 1
+
+    return RangeTest(tuple(float(p["lr"]) for p in points), tuple(float(p["loss"]) for p in points),
+                     tuple(float(p["smoothed_loss"]) for p in points), float(record["lr_min"]),
+                     float(record["lr_max"]), int(record["steps"]), index(record["steepest"]),
+                     index(record["valley"]), bool(record["stopped_early"]))
+
+
 def no_suggestion(result) -> UserError:
     return UserError(f"the sweep stopped after {len(result.lrs)} step(s), too few to suggest an LR (the loss "
                      "diverged at once): lower --lr-min, or check the data and model with `tui-trainer diagnose`")
