@@ -157,6 +157,11 @@ def test_run_with_lr_find_trains_with_the_suggestion_and_logs_it(found_run):
              if '"event":"LrFound"' in line]
     assert len(found) == 1 and found[0]["lr"] == lr
     assert f"training with lr {lr:.2e}" in out and f"AdamW lr {lr:.2e}" in out
+    from tui_trainer.event_io import read_event_log
+    from tui_trainer.state import replay
+
+    logged = [line.text for line in replay(read_event_log(run_dir / "events.jsonl")[0]).log]
+    assert any(f"training with lr {lr:.2e}" in text for text in logged)  # the console's events panel too
     # the suggestion trains digits well, and lies within a decade of the recipe's 1e-3
     report = json.loads((run_dir / "report.json").read_text())
     assert report["accuracy"] >= 0.95
