@@ -214,3 +214,29 @@ def test_enter_in_the_console_trains_with_the_lr_under_the_cursor(cli, tmp_path,
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p != sweep_dir]
     assert json.loads((run_dir / "config.json").read_text())["lr"] == picked
     assert (run_dir / "report.json").exists() and not (run_dir / "lr_find.json").exists()
+
+
+def test_a_stop_during_the_sweep_ends_the_run_before_training(tmp_path, one_torch_thread):
+    """A key or signal during `run --lr find`'s sweep ends the sweep at its next step; the run
+    then stops at its first boundary, having chosen no LR and trained nothing."""
+    from tui_trainer import events as ev, runlog
+    from tui_trainer.config import make_config
+    from tui_trainer.engine.control import Control
+    from tui_trainer.lr_find_run import request_find
+    from tui_trainer.runner import execute
+
+    config = request_find(make_config("digits", epochs=2, threads=1, run_dir=str(tmp_path)))
+    runlog.write_json_atomic(tmp_path / "config.json", config.to_dict())
+    control, seen = Control(), []
+
+    class StopWhenTheSweepStarts:
+        def emit(self, event):
+            seen.append(event)
+            if isinstance(event, ev.Preparing) and event.stage == "finding the learning rate":
+                control.request_stop("user")
+
+    outcome = execute(config, tmp_path, [StopWhenTheSweepStarts()], control, system_interval=None)
+    assert outcome.status == "stopped"
+    names = [type(e).__name__ for e in seen]
+    assert "LrFound" not in names and "EpochEnd" not in names and "RunFinished" in names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]

@@ -132,17 +132,25 @@ def no_suggestion(result) -> UserError:
                      "diverged at once): lower --lr-min, or check the data and model with `tui-trainer diagnose`")
 
 
-def find_in_run(config, data, model, optimizer, device, run_dir: Path, emit):
+def find_in_run(config, data, model, optimizer, device, run_dir: Path, emit, control=None):
     """`run --lr find`: sweep on the run's freshly built parts (put back as they were), record
     lr_find.json and the chosen LR in config.json (so a resume trains with it), and set it as
-    the optimizer's LR. Returns the run's config with the LR it trains with."""
+    the optimizer's LR. Returns the run's config with the LR it trains with.
+
+    A stop asked for during the sweep (a key, a signal) ends it; the run then stops at its first
+    step boundary, before training, so no LR is chosen."""
     from . import events as ev
     from .runlog import CONFIG_NAME, write_json_atomic
 
     plan = Sweep()
     emit(ev.Preparing(stage="finding the learning rate",
                       detail=f"range test, {plan.steps} steps from {plan.lr_min:g} to {plan.lr_max:g}"))
-    result = sweep(config, data, model, optimizer, device, plan)
+    def stop_asked() -> bool:
+        return control is not None and control.pending and control.stop_reason is not None
+
+    result = sweep(config, data, model, optimizer, device, plan, should_stop=stop_asked)
+    if stop_asked():
+        return config
     chosen = result.suggested_lr
     if chosen is None:
         raise no_suggestion(result)

@@ -117,7 +117,7 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
     if config.extra.get("lr_find"):  # `run --lr find`: the range test first, on these very parts
         from .lr_find_run import find_in_run
 
-        config = find_in_run(config, data, model, optimizer, device, run_dir, emit)
+        config = find_in_run(config, data, model, optimizer, device, run_dir, emit, control)
     steps = len(data.train_loader)
     if config.limit_batches:
         steps = min(steps, config.limit_batches)
@@ -259,6 +259,8 @@ def execute(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control,
         saved = None
         if resume:
             emit(ev.Preparing(stage="loading checkpoint", detail=str(run_dir)))
+            # a run stopped during its `--lr find` sweep resumes with the LR it has: never a second sweep
+            config = config.replace(extra={k: v for k, v in config.extra.items() if k != "lr_find"})
             path, saved, problems = checkpoint if checkpoint is not None else select_checkpoint(run_dir, config)
             for problem in problems:
                 emit(ev.Notice(level="warning", message=problem))
