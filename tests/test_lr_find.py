@@ -111,7 +111,8 @@ def test_a_bad_range_is_one_line_exit_2_and_nothing_written(cli, tmp_path, monke
 def test_lr_accepts_a_number_or_find_only(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = cli("run", "digits", "--lr", "fast", "--headless")
-    assert result.code == 2 and "--lr must be a number or `find`" in result.err
+    assert result.code == 2 and "argument --lr: invalid float value: 'fast' (a learning rate, or `find`)" in result.err
+    assert len(result.err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
 

@@ -49,7 +49,10 @@ def lr_flag(text: str):
     try:
         return float(text)
     except ValueError:
-        raise UserError(f"--lr must be a number or `find`, got {text!r:.40}") from None
+        import argparse
+
+        # argparse's own wording for a bad number, then the other choice
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r:.40} (a learning rate, or `find`)") from None
 
 
 def request_find(config):
