@@ -5,15 +5,17 @@ chart code (charts.py)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.text import Text
 
 from .... import fmt
 from .charts import CachedPlot, axis_label, row_ticks
 
-STEEPEST_COLOUR, VALLEY_COLOUR, CURSOR_COLOUR = "green", "magenta", (255, 200, 0)
-STEEPEST_STYLE, VALLEY_STYLE, CURSOR_STYLE = "green", "magenta", "yellow"
+# Roles, named as the console's theme roles; the colours they are drawn in on this chart code:
+CURVE, STEEPEST, VALLEY, CURSOR = "primary", "good", "accent", "warning"
+PLOT_COLOURS = {CURVE: "cyan", STEEPEST: "green", VALLEY: "magenta", CURSOR: (255, 200, 0)}
+TEXT_STYLES = {CURVE: "cyan", STEEPEST: "green", VALLEY: "magenta", CURSOR: "yellow"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,42 @@ def decade_ticks(lr_min: float, lr_max: float, width: int) -> tuple[list[int], l
     return ticks, [f"1e{t}" if t else "1" for t in ticks]
 
 
+@dataclass
+class SweepFigure:
+    """What to draw, independent of the chart code that draws it: the curve, the marks, the
+    axes (x is log10 of the LR). Ticks are (value, label) pairs."""
+
+    xlim: tuple[float, float]
+    ylim: tuple[float, float] = (0.0, 1.0)
+    xticks: list = field(default_factory=list)
+    yticks: list = field(default_factory=list)
+    lines: list = field(default_factory=list)  # (xs, ys, role)
+    points: list = field(default_factory=list)  # (x, y, character, role)
+    vlines: list = field(default_factory=list)  # (x, role)
+
+
+def sweep_figure(view: SweepView, width: int, rows: int) -> SweepFigure:
+    """The smoothed loss against log10(lr), the steepest descent, the valley and the cursor
+    marked (the cursor last, on top); `rows`: rows of plot area, for the y ticks."""
+    ticks, labels = decade_ticks(view.lr_min, view.lr_max, width)
+    fig = SweepFigure(xlim=(ticks[0], ticks[-1]), xticks=list(zip(ticks, labels)))
+    finite = [(math.log10(lr), s) for lr, s in zip(view.lrs, view.smoothed) if math.isfinite(s)]
+    if not finite:
+        return fig
+    xs, ys = zip(*finite)
+    lo, hi = min(ys), max(ys)
+    pad = (hi - lo) * 0.05 or max(abs(hi) * 0.05, 1e-3)
+    fig.ylim = (lo - pad, hi + pad)
+    fig.yticks = list(zip(*row_ticks(*fig.ylim, max(1, rows), axis_label(hi - lo))))
+    fig.lines.append((list(xs), list(ys), CURVE))
+    for index, role in ((view.steepest, STEEPEST), (view.valley, VALLEY), (view.cursor, CURSOR)):
+        if index is not None and index < len(view.lrs):
+            x = math.log10(view.lrs[index])
+            fig.vlines.append((x, role))
+            fig.points.append((x, view.smoothed[index], "●", role))
+    return fig
+
+
 class LrFinderChart(CachedPlot):
     DEFAULT_CSS = """
     LrFinderChart { height: 1fr; min-height: 8; }
@@ -52,44 +90,37 @@ class LrFinderChart(CachedPlot):
     def show(self, view: SweepView) -> None:
         if not self.remember(view, (view, self.size.width, self.size.height)):
             return
+        fig = sweep_figure(view, self.size.width, self.size.height - 3)  # less the frame and the x axis's rows
         plt = self.plt
         plt.clear_figure()
-        ticks, labels = decade_ticks(view.lr_min, view.lr_max, self.size.width)
-        plt.xlim(ticks[0], ticks[-1])
-        plt.xticks(ticks, labels)
+        plt.xlim(*fig.xlim)
+        plt.xticks(*zip(*fig.xticks))
         plt.xlabel("learning rate")
-        finite = [(math.log10(lr), s) for lr, s in zip(view.lrs, view.smoothed) if math.isfinite(s)]
-        if not finite:
-            plt.scatter([ticks[0]], [0], marker=" ")
+        plt.ylim(*fig.ylim)
+        if fig.yticks:
+            plt.yticks(*zip(*fig.yticks))
+        else:
             plt.yticks([], [])
-            self.replot()
-            return
-        xs, ys = zip(*finite)
-        lo, hi = min(ys), max(ys)
-        pad = (hi - lo) * 0.05 or max(abs(hi) * 0.05, 1e-3)
-        lo, hi = lo - pad, hi + pad
-        plt.plot(list(xs), list(ys), color="cyan", marker="braille")
-        for index, colour in ((view.steepest, STEEPEST_COLOUR), (view.valley, VALLEY_COLOUR),
-                              (view.cursor, CURSOR_COLOUR)):  # the cursor last: on top
-            if index is not None and index < len(view.lrs):
-                x = math.log10(view.lrs[index])
-                plt.vertical_line(x, color=colour)
-                plt.scatter([x], [view.smoothed[index]], marker="●", color=colour)
-        plt.ylim(lo, hi)
-        plt.yticks(*row_ticks(lo, hi, max(1, self.size.height - 3), axis_label(hi - lo)))
+        for xs, ys, role in fig.lines:
+            plt.plot(xs, ys, color=PLOT_COLOURS[role], marker="braille")
+        for (x, role), (px, py, char, _) in zip(fig.vlines, fig.points):
+            plt.vertical_line(x, color=PLOT_COLOURS[role])
+            plt.scatter([px], [py], marker=char, color=PLOT_COLOURS[role])
+        if not fig.lines:
+            plt.scatter([fig.xlim[0]], [0], marker=" ")
         self.replot()
 
 
 def legend(view: SweepView) -> Text:
     """The marks, with their LRs (the suggested one says so)."""
-    text = Text("━ smoothed loss", style="cyan")
+    text = Text("━ smoothed loss", style=TEXT_STYLES[CURVE])
     suggested = view.valley if view.valley is not None else view.steepest
-    for name, index, style in (("steepest descent", view.steepest, STEEPEST_STYLE),
-                               ("valley", view.valley, VALLEY_STYLE), ("cursor", view.cursor, CURSOR_STYLE)):
+    for name, index, role in (("steepest descent", view.steepest, STEEPEST), ("valley", view.valley, VALLEY),
+                              ("cursor", view.cursor, CURSOR)):
         if index is None or index >= len(view.lrs):
             continue
         note = " (suggested)" if name != "cursor" and index == suggested else ""
-        text.append(f"   │ {name} {fmt.lr(view.lrs[index])}{note}", style=style)
+        text.append(f"   │ {name} {fmt.lr(view.lrs[index])}{note}", style=TEXT_STYLES[role])
     return text
 
 
