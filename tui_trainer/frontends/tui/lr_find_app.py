@@ -17,7 +17,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
-from .widgets.lr_finder import LrFinderChart, SweepView, legend, status
+from .widgets.lr_finder import TEXT_STYLES, LrFinderChart, SweepView, legend, status
 
 POLL_INTERVAL = 0.25
 
@@ -57,9 +57,9 @@ class LrFindApp(App):
 
     def compose(self) -> ComposeResult:
         yield Static(self.heading, id="lr-find-title")
-        yield Static(legend(self.view), id="lr-find-legend")
+        yield Static(id="lr-find-legend")
         yield LrFinderChart(id="lr-find-chart")
-        yield Static(status(self.view), id="lr-find-status")
+        yield Static(id="lr-find-status")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -101,8 +101,13 @@ class LrFindApp(App):
     # ----- drawing and keys
     def _draw(self, losses: tuple[float, ...] = ()) -> None:
         self.query_one(LrFinderChart).show(self.view)
-        self.query_one("#lr-find-legend", Static).update(legend(self.view))
-        self.query_one("#lr-find-status", Static).update(status(self.view, losses))
+        styles = self._styles()
+        self.query_one("#lr-find-legend", Static).update(legend(self.view, styles))
+        self.query_one("#lr-find-status", Static).update(status(self.view, losses, styles))
+
+    def _styles(self):
+        """The colours of the chart's roles, for the legend and the status line."""
+        return TEXT_STYLES
 
     def _set_cursor(self, index: int | None) -> None:
         if index is None or not self.view.done or not self.view.lrs:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from rich.text import Text
 
@@ -15,7 +16,8 @@ from .charts import CachedPlot, axis_label, row_ticks
 # Roles, named as the console's theme roles; the colours they are drawn in on this chart code:
 CURVE, STEEPEST, VALLEY, CURSOR = "primary", "good", "accent", "warning"
 PLOT_COLOURS = {CURVE: "cyan", STEEPEST: "green", VALLEY: "magenta", CURSOR: (255, 200, 0)}
-TEXT_STYLES = {CURVE: "cyan", STEEPEST: "green", VALLEY: "magenta", CURSOR: "yellow"}
+TEXT_STYLES = {CURVE: "cyan", STEEPEST: "green", VALLEY: "magenta", CURSOR: "yellow", "muted": "grey70",
+               "error": "red"}
 
 
 @dataclass(frozen=True)
@@ -111,32 +113,32 @@ class LrFinderChart(CachedPlot):
         self.replot()
 
 
-def legend(view: SweepView) -> Text:
-    """The marks, with their LRs (the suggested one says so)."""
-    text = Text("━ smoothed loss", style=TEXT_STYLES[CURVE])
+def legend(view: SweepView, styles: Mapping = TEXT_STYLES) -> Text:
+    """The marks, with their LRs (the suggested one says so); styles: role -> style."""
+    text = Text("━ smoothed loss", style=styles[CURVE])
     suggested = view.valley if view.valley is not None else view.steepest
     for name, index, role in (("steepest descent", view.steepest, STEEPEST), ("valley", view.valley, VALLEY),
                               ("cursor", view.cursor, CURSOR)):
         if index is None or index >= len(view.lrs):
             continue
         note = " (suggested)" if name != "cursor" and index == suggested else ""
-        text.append(f"   │ {name} {fmt.lr(view.lrs[index])}{note}", style=TEXT_STYLES[role])
+        text.append(f"   │ {name} {fmt.lr(view.lrs[index])}{note}", style=styles[role])
     return text
 
 
-def status(view: SweepView, losses: tuple[float, ...] = ()) -> Text:
+def status(view: SweepView, losses: tuple[float, ...] = (), styles: Mapping = TEXT_STYLES) -> Text:
     """Where the sweep is, or what the cursor points at and what the keys do."""
     n = len(view.lrs)
     if not view.done:
         if not n:
-            return Text("preparing: loading data and building the model ...", style="grey70")
+            return Text("preparing: loading data and building the model ...", style=styles["muted"])
         loss = f", loss {fmt.metric(losses[-1])}" if losses else ""
         return Text(f"sweeping: step {n} of {view.steps}, lr {fmt.lr(view.lrs[-1])}{loss} (smoothed "
-                    f"{fmt.metric(view.smoothed[-1])})", style="grey70")
+                    f"{fmt.metric(view.smoothed[-1])})", style=styles["muted"])
     if view.cursor is None:
-        return Text(f"the sweep stopped after {n} step(s): too few to suggest an LR; q quits", style="red")
+        return Text(f"the sweep stopped after {n} step(s): too few to suggest an LR; q quits", style=styles["error"])
     i = view.cursor
-    text = Text("cursor ", style="grey70")
-    text.append(fmt.lr(view.lrs[i]), style="bold yellow")
-    text.append(f" (step {i + 1} of {n}), smoothed loss {fmt.metric(view.smoothed[i])}", style="grey70")
+    text = Text("cursor ", style=styles["muted"])
+    text.append(fmt.lr(view.lrs[i]), style=styles[CURSOR])
+    text.append(f" (step {i + 1} of {n}), smoothed loss {fmt.metric(view.smoothed[i])}", style=styles["muted"])
     return text
