@@ -14,10 +14,10 @@ from .... import fmt
 from .charts import CachedPlot, axis_label, row_ticks
 
 # Roles, named as the console's theme roles; the colours they are drawn in on this chart code:
-CURVE, STEEPEST, VALLEY, CURSOR = "primary", "good", "accent", "warning"
-PLOT_COLOURS = {CURVE: "cyan", STEEPEST: "green", VALLEY: "magenta", CURSOR: (255, 200, 0)}
-TEXT_STYLES = {CURVE: "cyan", STEEPEST: "green", VALLEY: "magenta", CURSOR: "yellow", "muted": "grey70",
-               "error": "red"}
+# (the valley, the suggestion, in the "good" colour; the steepest descent, second, muted)
+CURVE, STEEPEST, VALLEY, CURSOR = "primary", "muted", "good", "warning"
+PLOT_COLOURS = {CURVE: "cyan", STEEPEST: (150, 150, 150), VALLEY: "green", CURSOR: (255, 200, 0)}
+TEXT_STYLES = {CURVE: "cyan", STEEPEST: "grey62", VALLEY: "green", CURSOR: "yellow", "error": "red"}
 
 
 @dataclass(frozen=True)
