@@ -156,8 +156,42 @@ def test_an_image_folder_run_is_evaluated_on_its_held_out_images(cli, tmp_path, 
     assert refused.code == 2 and "pics has no test split" in _one_line(refused.err)
 
 
-def test_the_torchvision_datasets_say_their_test_split_is_the_validation_split():
-    from tui_trainer.commands.eval import split_description
+def test_a_cifar10_run_is_evaluated_on_the_test_split_it_validated_on(cli, tmp_path, monkeypatch):
+    """CIFAR-10's test split is its validation split: --split val and --split test score the same
+    images, and say so. (Tiny files in the real format; torchvision's MD5 check skipped.)"""
+    import pickle
 
+    import numpy as np
+    import torchvision
+
+    from tui_trainer import catalog
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+
+    def dump(name, n):
+        entry = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 "labels": [int(v) for v in rng.integers(0, 10, n)], "filenames": [f"{j}.png" for j in range(n)]}
+        with open(folder / name, "wb") as fh:
+            pickle.dump(entry, fh, protocol=2)
+
+    for i in range(1, 6):
+        dump(f"data_batch_{i}", 4)
+    dump("test_batch", 6)
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": list(catalog.CIFAR10_CLASSES)}, fh, protocol=2)
+    run = tmp_path / "run"
+    trained = cli("run", "cifar10", "--data-dir", tmp_path / "data", "--no-download", "--epochs", "1", "--batch-size",
+                  "8", "--model", "mlp", "--headless", "--threads", "1", "--run-dir", run)
+    assert trained.code == 0, trained.err
+    report = json.loads((run / "report.json").read_text())
     for split in ("val", "test"):
-        assert split_description("cifar10", split).startswith("CIFAR-10's official test split, which the run also")
+        result = cli("eval", run, "--split", split, "--json")
+        assert result.code == 0, result.err
+        got = json.loads(result.out)
+        assert got["split_is"].startswith("CIFAR-10's official test split") and got["samples"] == 6
+        assert got["confusion_matrix"] == report["confusion_matrix"] and got["loss"] == report["loss"]
+    text = cli("eval", run, "--split", "test")
+    assert "on test: 6 samples" in text.out and "test = CIFAR-10's official test split" in text.out
