@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__, catalog
 from .config import RunConfig, make_config, parse_shape, read_config_file
 from .errors import UserCodeError, UserError
+from .lr_find_run import lr_flag, request_find
 from .sinks import RunOutputs, check_flags
 from .vocab import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, Status
 from .web import add_web_flags, driver_from_environment, maybe_serve, tab_command
@@ -35,7 +36,8 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, help="number of epochs")
     g.add_argument("--batch-size", type=int, help="training batch size")
     g.add_argument("--eval-batch-size", type=int, help="validation batch size")
-    g.add_argument("--lr", type=float, help="learning rate")
+    g.add_argument("--lr", type=lr_flag, help="learning rate, or `find`: the LR range test first, then train with "
+                                              "its suggestion (see `tui-trainer lr-find`)")
     g.add_argument("--weight-decay", type=float, help="weight decay")
     g.add_argument("--optimizer", help=f"optimizer: {', '.join(catalog.OPTIMIZERS)}")
     g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9, Nesterov)")
@@ -155,13 +157,16 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
         from_file = load(args.config)
     flags = {k: getattr(args, k, None) for k in CONFIG_FLAGS}
+    find_lr = flags["lr"] == "find"
+    flags["lr"] = None if find_lr else flags["lr"]
     overrides = {**from_file, **{k: v for k, v in flags.items() if v is not None}}
     dataset = overrides.pop("dataset", None)
     dataset = args.dataset if getattr(args, "dataset", None) is not None else dataset
     if dataset is None:
         raise UserError("no dataset: give one (`tui-trainer run cifar10`, or a folder of images), or set "
                         "dataset in the --config file")
-    return make_config(dataset, **overrides)
+    config = make_config(dataset, **overrides)
+    return request_find(config) if find_lr else config
 
 
 def _print_config(args: argparse.Namespace) -> int:

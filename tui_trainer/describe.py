@@ -107,6 +107,15 @@ def _notice(e: ev.Notice) -> Line:
     return Line(e.level, e.message)
 
 
+def _lr_found(e: ev.LrFound) -> Line:
+    picked = "valley" if e.valley is not None and e.lr == e.valley else "steepest descent"
+    other = e.steepest if picked == "valley" else e.valley
+    also = f"; {'steepest descent' if picked == 'valley' else 'valley'} {fmt.lr(other)}" if other is not None else ""
+    ended = ", stopped when the loss diverged" if e.stopped_early else ""
+    return Line(INFO, f"lr-find: {e.steps_done} of {e.steps} steps from {fmt.lr(e.lr_min)} to {fmt.lr(e.lr_max)}"
+                      f"{ended}; training with lr {fmt.lr(e.lr)} ({picked}{also})")
+
+
 def _report(e: ev.EvaluationReport) -> Line:
     return Line(GOOD, f"final evaluation: accuracy {e.accuracy * 100:.2f}%, weighted F1 {e.f1:.4f}")
 
@@ -139,6 +148,7 @@ _SENTENCES = {
     ev.Resumed: _resumed,
     ev.StopRequested: _stop_requested,
     ev.Notice: _notice,
+    ev.LrFound: _lr_found,
     ev.EvaluationReport: _report,
     ev.RunFinished: _run_finished,
     ev.RunFailed: _run_failed,

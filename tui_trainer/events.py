@@ -204,6 +204,21 @@ class Notice(Event):
 
 
 @dataclass(frozen=True)
+class LrFound(Event):
+    """The LR range test that `run --lr find` ran before training: the run trains with `lr`
+    (the valley, else the steepest descent), both kept in the run's lr_find.json."""
+
+    lr: float
+    steepest: float | None
+    valley: float | None
+    lr_min: float
+    lr_max: float
+    steps: int  # planned
+    steps_done: int
+    stopped_early: bool  # the smoothed loss passed 4x its minimum
+
+
+@dataclass(frozen=True)
 class GpuSample:
     index: int
     name: str
@@ -275,7 +290,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         Preparing, RunStarted, EpochStarted, StepProgress, ValidationStarted, EpochEnd,
         EarlyStopUpdate, CheckpointSaved, LrChanged, Paused, Resumed, StopRequested, Notice,
-        SystemSample, EvaluationReport, RunFinished, RunFailed,
+        LrFound, SystemSample, EvaluationReport, RunFinished, RunFailed,
     )
 }
 

@@ -127,6 +127,10 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
         # Every batch but an epoch's last has one shape: cuDNN's benchmark picks the fastest
         # algorithm for it once (unmeasured here: README, Performance).
         torch.backends.cudnn.benchmark = True
+    if config.extra.get("lr_find"):  # `run --lr find`: the range test first, on these very parts
+        from .lr_find_run import find_in_run
+
+        config = find_in_run(config, data, model, optimizer, device, run_dir, emit, control)
     steps = len(data.train_loader)
     if config.limit_batches:
         steps = min(steps, config.limit_batches)
@@ -268,6 +272,8 @@ def execute(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control,
         saved = None
         if resume:
             emit(ev.Preparing(stage="loading checkpoint", detail=str(run_dir)))
+            # a run stopped during its `--lr find` sweep resumes with the LR it has: never a second sweep
+            config = config.replace(extra={k: v for k, v in config.extra.items() if k != "lr_find"})
             path, saved, problems = checkpoint if checkpoint is not None else select_checkpoint(run_dir, config)
             for problem in problems:
                 emit(ev.Notice(level="warning", message=problem))

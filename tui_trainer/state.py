@@ -217,7 +217,7 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
     if isinstance(event, ev.StopRequested):
         return r(state, **base, run_status=Status.STOPPING, **_close_pause(state, t), log=_log(state, event))
 
-    if isinstance(event, ev.Notice):
+    if isinstance(event, (ev.Notice, ev.LrFound)):
         return r(state, **base, log=_log(state, event))
 
     if isinstance(event, ev.SystemSample):

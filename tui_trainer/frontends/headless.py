@@ -111,7 +111,7 @@ class HeadlessPrinter:
         if line is not None:
             self._print(line.text)
 
-    _on_EarlyStopUpdate = _on_LrChanged = _on_Paused = _on_Resumed = _on_StopRequested = _say
+    _on_EarlyStopUpdate = _on_LrChanged = _on_Paused = _on_Resumed = _on_StopRequested = _on_LrFound = _say
 
     def _on_CheckpointSaved(self, e: ev.CheckpointSaved) -> None:
         # a record rather than a sentence: the full path, to copy (every epoch's last.pth and
