@@ -95,6 +95,10 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
                                                          "(automatic when stdout is not a terminal)")
     g.add_argument("--log-format", choices=catalog.LOG_FORMATS, default="text",
                    help="headless output: aligned text (default) or JSON lines")
+    g.add_argument("--detach", action="store_true", help="train in the background (survives the shell and SSH); "
+                                                         "prints the run dir and the attach command")
+    g.add_argument("--on-hangup", choices=("continue", "stop"), default="continue",
+                   help="when the console's terminal goes away: keep training (default) or save and stop")
     g = p.add_argument_group("under torchrun")
     g.add_argument("--dist-timeout", type=float, default=600.0, metavar="SECONDS",
                    help="how long a process waits for the others before the run fails (default 600)")
@@ -194,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "detach", False) and not getattr(args, "print_config", False):
+        from .detach import start_detached
+
+        return start_detached(sys.argv[1:] if argv is None else list(argv))
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -357,8 +365,13 @@ def _launch(args, config: RunConfig, run_dir: Path, lock, resume: bool, checkpoi
             return EXIT_USAGE
     from .session import Session
 
-    with Session(run_dir, lock=lock) as session:
-        if wants_tui(args):
+    from .detach import detached_view
+
+    detached = detached_view(run_dir)  # this process is a --detach run's: its log goes to a file
+    with Session(run_dir, lock=lock, on_hangup=args.on_hangup) as session:
+        if detached is not None:
+            session.add_view(detached)
+        elif wants_tui(args):
             from .frontends.tui.launch import run_tui
 
             return run_tui(session, config, run_dir, resume=resume, checkpoint=checkpoint)

@@ -9,8 +9,13 @@ trains) and its views, and gets back an exit code.
 
 The run's lifetime belongs to the Session, not to a view. A run goes on with no console at all
 (headless), a console is one client among the views (`attach` / `detach`, while the engine
-emits), and what a console leaving means is decided here (`detach`): today it stops the run
-with `quit`, as it always has.
+emits), and what a console leaving means is decided here (`detach`): quitting it stops the run
+with `quit`; a hang-up (the terminal gone) only removes the console when the session was made
+with `on_hangup="continue"`, and the run trains on as a headless one would.
+
+Every session that records a run directory also serves its control channel (control_server.py)
+from the moment it trains until the engine is done: `tui-trainer ctl` and `attach` act through
+the same Control as the keys.
 
 No torch, no Textual, no Rich: the console reaches the Session through the `Console` protocol.
 """
@@ -92,6 +97,8 @@ class Console(Protocol):
 
     def leave(self, why: str) -> None: ...  # a stop signal came: close once the engine has saved
 
+    def drop(self) -> None: ...  # its terminal is gone: close at once, drawing nothing more
+
 
 class Sinks:
     """The session's sinks (the record first, then the views). Views may come and go while the
@@ -125,11 +132,13 @@ class Session:
 
     run_dir: where events.jsonl is recorded (None: nowhere, as for torchrun's other ranks).
     lock: the run directory's RunDirLock, already held; the Session releases it on `close`.
+    on_hangup: with a console, what SIGHUP does: "stop" (save last.pth and leave, exit 129) or
+    "continue" (the console goes; the run trains on with no view but its record).
     honour_ignored_signals: a stop signal the caller ignores (nohup, a script's background job)
     stays ignored when no console is attached."""
 
     def __init__(self, run_dir: str | os.PathLike | None = None, *, lock=None, control: Control | None = None,
-                 record: bool = True, honour_ignored_signals: bool = True) -> None:
+                 record: bool = True, honour_ignored_signals: bool = True, on_hangup: str = "stop") -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.lock = lock
         self.control = control if control is not None else Control()
@@ -147,6 +156,10 @@ class Session:
         self._signals = 0
         self._signal_console: Console | None = None  # the console stop signals go to, while one runs
         self._previous: dict = {}
+        self.on_hangup = on_hangup
+        self.hung_up = False  # the console's terminal went away and the run went on without it
+        self.control_server = None
+        self.run_status = None  # the run's RunState for the control channel's `status`
         if record and self.run_dir is not None:
             from .runlog import RunLog
 
@@ -156,6 +169,10 @@ class Session:
                 self.close()  # a run that cannot record does not start: the lock goes too
                 raise
             self.sinks.add(self.run_log)
+            from .control_server import RunStatus
+
+            self.run_status = RunStatus()
+            self.sinks.add(self.run_status)
 
     # ----- views -----
     def add_view(self, sink: ev.Sink) -> None:
@@ -176,6 +193,8 @@ class Session:
         the terminal is told once the console has gone is the run's real outcome."""
         if console is not None and self.cause is None and console.quit_requested:
             self.cause = QUIT
+        if self.hung_up and console is not None and not console.quit_requested:
+            return  # the terminal went away: the run goes on without it
         if not self.done.is_set() and self.control.stop_reason is None:
             self.control.request_stop(StopReason.QUIT.value)  # one not started yet stops as it starts
 
@@ -185,6 +204,7 @@ class Session:
         for a graceful stop, a second leaves at once (saves are atomic). An exception from the
         job propagates (a bug gets its traceback) once the record is closed."""
         self.job = job
+        self.serve_control()
         with self._stop_signals(None):
             try:
                 self.outcome = job(self.sinks, self.control)
@@ -202,6 +222,7 @@ class Session:
         if job is not None:
             self.job = job
         self.attach(console)
+        self.serve_control()
         with self._stop_signals(console):
             try:
                 console.run()
@@ -217,6 +238,7 @@ class Session:
             self._on_done.append(on_done)
         if self._thread is not None or self.job is None:
             return
+        self.serve_control()
         self._thread = threading.Thread(target=self._engine_thread, name="engine", daemon=True)
         self._thread.start()
 
@@ -228,7 +250,20 @@ class Session:
         finally:
             self._engine_ended()
 
+    def serve_control(self) -> None:
+        """Serve the run directory's control channel (once; a run that records one)."""
+        if self.control_server is not None or self.run_status is None or self.done.is_set():
+            return
+        from .control_server import ControlServer
+
+        self.control_server = ControlServer(self.run_dir, self.control, self.run_status.snapshot)
+        if not self.control_server.start():
+            # The run trains all the same; the log says why `ctl` and `attach` cannot steer it.
+            self.sinks.emit(ev.Notice("warning", self.control_server.error))
+
     def _engine_ended(self) -> None:
+        if self.control_server is not None:
+            self.control_server.close()  # nothing left to steer: `ctl` now says the run has ended
         if self.run_log is not None:
             self.run_log.close()  # the record is complete the moment the engine is done
         self.done.set()
@@ -260,6 +295,8 @@ class Session:
 
     def close(self) -> None:
         """Release the run directory: the record closed, the lock given back (idempotent)."""
+        if self.control_server is not None:
+            self.control_server.close()
         if self.run_log is not None:
             self.run_log.close()
         if self.lock is not None:
@@ -276,12 +313,17 @@ class Session:
         return _Installed(self, console)
 
     def _on_signal(self, signum: int, frame) -> None:
+        if signum == signal.SIGHUP and self.hung_up:
+            return  # the terminal is already gone; it cannot go twice
         self._signals += 1
         console = self._signal_console
         if console is not None:
             if self.cause is not None or console.quit_requested:
                 return  # already leaving; the UI thread must never get a KeyboardInterrupt
             ended = self.done.is_set()
+            if signum == signal.SIGHUP and self.on_hangup == "continue":
+                self._drop_console(console)
+                return
             self.cause = Cause.of_signal(signum, console=True)
             self.control.request_stop(self.cause.reason.value)
             console.leave(self.cause.name)
@@ -294,6 +336,23 @@ class Session:
             raise KeyboardInterrupt  # a second signal: leave at once; what the first saved is intact
         self.cause = Cause.of_signal(signum)
         self.control.request_stop(self.cause.reason.value)
+
+    def _drop_console(self, console: Console) -> None:
+        """The console's terminal is gone but the run goes on: nothing may write to or read from
+        that terminal again (a write could fail or block, a read would return EOF at once and
+        spin), so the standard streams become /dev/null; the console closes, and stop signals
+        from now on act as they do on a run without one."""
+        self.hung_up = True
+        self._signal_console = None
+        self._signals = 0  # the next SIGTERM or SIGINT is a first one: a graceful stop
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
+        except OSError:
+            pass
+        threading.Thread(target=console.drop, name="hangup", daemon=True).start()
 
     def _exit_after_hangup(self, ended: bool) -> None:
         if not ended:

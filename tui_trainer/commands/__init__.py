@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("attach", "ls", "ctl")
 
 
 def register_all(sub) -> None:
