@@ -37,6 +37,7 @@ from .vocab import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, Status, StopReason, signal
 # leave": there would be no screen left to show a report on.
 STOP_SIGNALS = {signal.SIGINT: StopReason.SIGNAL, signal.SIGTERM: StopReason.TERM,
                 signal.SIGHUP: StopReason.TERM}
+TERMINAL_CHECK_INTERVAL = 0.5  # seconds between checks that the console's terminal is still there
 HANGUP_GRACE = 60.0  # seconds the engine gets to save after the console's terminal went away
 
 Job = Callable[[ev.Sink, Control], Any]  # (the session's sinks, its Control) -> runner.Outcome
@@ -224,9 +225,13 @@ class Session:
         self.attach(console)
         self.serve_control()
         with self._stop_signals(console):
+            watch = threading.Event()
+            if threading.current_thread() is threading.main_thread() and os.isatty(0):
+                threading.Thread(target=self._watch_terminal, args=(watch,), name="terminal-watch", daemon=True).start()
             try:
                 console.run()
             finally:
+                watch.set()
                 self.detach(console)
                 self.wait()
         return self.exit_code
@@ -336,6 +341,17 @@ class Session:
             raise KeyboardInterrupt  # a second signal: leave at once; what the first saved is intact
         self.cause = Cause.of_signal(signum)
         self.control.request_stop(self.cause.reason.value)
+
+    def _watch_terminal(self, stop: threading.Event) -> None:
+        """A terminal can go away without a SIGHUP reaching this process (its session leader
+        survived the hang-up, as a wrapper that ignores it does): its descriptors then stop
+        being a terminal, reads return EOF and writes fail. Seen here, it is a hang-up like any
+        other: the same handler, on the main thread, by way of the signal."""
+        while not stop.wait(TERMINAL_CHECK_INTERVAL):
+            if not os.isatty(0):
+                if not stop.is_set() and not self.hung_up:
+                    os.kill(os.getpid(), signal.SIGHUP)
+                return
 
     def _drop_console(self, console: Console) -> None:
         """The console's terminal is gone but the run goes on: nothing may write to or read from
