@@ -29,7 +29,7 @@ from ...vocab import Status
 from .app import CONTROL_ACTIONS, TrainerApp
 from .store import StateStore
 
-ATTACH_FOLLOW_INTERVAL = 0.2  # seconds between reads of events.jsonl: the keys' feedback arrives through it
+ATTACH_FOLLOW_INTERVAL = 0.1  # seconds between reads of events.jsonl: the keys' feedback arrives through it
 
 
 class ControlReply(Message):
