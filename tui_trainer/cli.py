@@ -95,10 +95,9 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
                                                          "(automatic when stdout is not a terminal)")
     g.add_argument("--log-format", choices=catalog.LOG_FORMATS, default="text",
                    help="headless output: aligned text (default) or JSON lines")
-    g.add_argument("--detach", action="store_true", help="train in the background (survives the shell and SSH); "
-                                                         "prints the run dir and the attach command")
-    g.add_argument("--on-hangup", choices=("continue", "stop"), default="continue",
-                   help="when the console's terminal goes away: keep training (default) or save and stop")
+    g.add_argument("--detach", action="store_true", help="train in the background; print the run dir and attach command")
+    g.add_argument("--on-hangup", choices=("continue", "stop"), default="continue", help="the console's terminal went "
+                   "away: keep training (default) or save and stop")
     g = p.add_argument_group("under torchrun")
     g.add_argument("--dist-timeout", type=float, default=600.0, metavar="SECONDS",
                    help="how long a process waits for the others before the run fails (default 600)")
@@ -201,7 +200,7 @@ def _main(argv: list[str] | None) -> int:
     if getattr(args, "detach", False) and not getattr(args, "print_config", False):
         from .detach import start_detached
 
-        return start_detached(sys.argv[1:] if argv is None else list(argv))
+        return start_detached(sys.argv[1:] if argv is None else list(argv), under_torchrun=_under_torchrun())
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -363,11 +362,10 @@ def _launch(args, config: RunConfig, run_dir: Path, lock, resume: bool, checkpoi
         if problem:
             print(f"tui-trainer: error: {problem}", file=sys.stderr)
             return EXIT_USAGE
+    from .detach import detached_view
     from .session import Session
 
-    from .detach import detached_view
-
-    detached = detached_view(run_dir)  # this process is a --detach run's: its log goes to a file
+    detached = detached_view(run_dir)  # a --detach run's process: its log goes to a file
     with Session(run_dir, lock=lock, on_hangup=args.on_hangup) as session:
         if detached is not None:
             session.add_view(detached)

@@ -23,7 +23,11 @@ READY_FD_ENV = "TUI_TRAINER_READY_FD"
 LOG_NAME = "output.log"
 
 
-def start_detached(argv: list[str]) -> int:
+def start_detached(argv: list[str], under_torchrun: bool = False) -> int:
+    if under_torchrun:
+        from .errors import UserError
+
+        raise UserError("--detach does not apply under torchrun: detach torchrun itself (nohup, setsid, a scheduler)")
     read_end, write_end = os.pipe()
     child_argv = [a for a in argv if a != "--detach"]
     env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_DRIVER"}
