@@ -34,7 +34,10 @@ def request(run_dir: str | os.PathLike, cmd: str, value=None, timeout: float = 5
         except OSError as exc:  # no socket, a stale one (refused), not ours (permission)
             raise ControlUnavailable(exc.strerror or str(exc)) from None
         try:
-            sock.sendall(data)
+            try:
+                sock.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused at once (another user, too many clients): the reason is waiting to be read
             reply = b""
             while not reply.endswith(b"\n"):
                 chunk = sock.recv(MAX_REPLY)
