@@ -233,6 +233,8 @@ class Session:
             finally:
                 watch.set()
                 self.detach(console)
+                if self.hung_up and self._thread is None:
+                    self.start()  # the terminal went before the console's first frame started it
                 self.wait()
         return self.exit_code
 

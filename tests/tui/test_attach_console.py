@@ -6,6 +6,7 @@ rings the bell once; a finished run opens on its report; a process that dies is 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -139,3 +140,16 @@ async def test_a_finished_run_opens_on_its_report_and_a_dead_process_is_said(tmp
         await wait_for(pilot, lambda: "NOT RUNNING" in screen_lines(app)[0])
         assert app.check_action("pause", ()) is None  # nothing left to steer
         assert any("resume" in n.message for n in app._notifications)
+
+
+def test_attach_serves_the_console_wherever_a_textual_driver_is_set(monkeypatch):
+    """`attach --web` and the like run the console through TEXTUAL_DRIVER, with no terminal."""
+    import sys
+
+    from tui_trainer.commands.attach import wants_console
+
+    monkeypatch.setattr(sys, "stdout", open(os.devnull, "w"))  # not a terminal
+    monkeypatch.delenv("TEXTUAL_DRIVER", raising=False)
+    assert wants_console() is False
+    monkeypatch.setenv("TEXTUAL_DRIVER", "textual_serve.driver:WebDriver")
+    assert wants_console() is True
