@@ -28,8 +28,8 @@ from .control_socket import (CONTROL_NAME, MAX_LINE, SUN_PATH_MAX, encode, parse
 from .state import RunState, reduce
 from .vocab import StopReason
 
-IDLE_TIMEOUT = 10.0  # seconds a client may take to send a whole request line
-MAX_CLIENTS = 16  # connections served at once; more are closed at once
+IDLE_TIMEOUT = 10.0  # seconds a client may take to send its first or a started request line
+MAX_CLIENTS = 32  # connections served at once (an attached console keeps one open); more are closed at once
 MAX_REPLY_QUEUE = 64 * 1024  # bytes of replies a client that does not read may hold
 
 
@@ -227,6 +227,7 @@ class ControlServer:
                         client.closing = True
                         break
                     self._reply(client, self.handle_line(line))
+                    client.answered += 1
                 if len(client.buffer) >= MAX_LINE and not client.closing:
                     client.buffer = b""
                     self._reply(client, {"ok": False, "error": f"request longer than {MAX_LINE} bytes"})
@@ -263,7 +264,10 @@ class ControlServer:
     def _drop_idle(self) -> None:
         now = time.monotonic()
         for client in list(self._clients.values()):
-            if now - client.last_seen > IDLE_TIMEOUT:
+            # A console between keys keeps its connection, and owes nothing; a client that
+            # never asked, or stopped halfway through a line, is holding a slot for no one.
+            owes = client.buffer or not client.answered
+            if owes and now - client.last_seen > IDLE_TIMEOUT:
                 if not client.outbox:
                     self._reply(client, {"ok": False, "error": f"no request within {IDLE_TIMEOUT:g}s"})
                     self._flush(client)
@@ -328,7 +332,7 @@ class ControlServer:
 
 
 class _Client:
-    __slots__ = ("conn", "fd", "buffer", "outbox", "last_seen", "eof", "closing", "dropped")
+    __slots__ = ("conn", "fd", "buffer", "outbox", "last_seen", "eof", "closing", "dropped", "answered")
 
     def __init__(self, conn: socket.socket) -> None:
         self.conn = conn
@@ -337,6 +341,7 @@ class _Client:
         self.outbox = b""
         self.last_seen = time.monotonic()
         self.eof = self.closing = self.dropped = False
+        self.answered = 0
 
 
 def peer_uid(conn: socket.socket) -> int:

@@ -14,8 +14,11 @@ console elsewhere).
 
 from __future__ import annotations
 
-import queue
+import json
+import select
+import socket
 import threading
+from collections import deque
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -43,38 +46,106 @@ class ControlReply(Message):
 class RemoteControl:
     """Control's methods for the console's keys, carried out by the run over its socket.
 
-    Requests queue up and a sender thread delivers them in order; `on_error(text)` is called
-    (from that thread) when one fails. `paused` is what was last asked or seen, as Control's is."""
+    One connection, kept open: each key writes its request line at once, on the UI thread (a
+    few bytes into a local socket's empty buffer never blocks), so a key reaches the run with no
+    thread hand-off; the replies come back in order on a reader thread, which calls
+    `on_error(text)` for one that failed. A lost connection is made again at the next key.
+    `paused` is what was last asked or seen, as Control's is."""
 
-    def __init__(self, run_dir: Path, on_error=None, request=None) -> None:
-        from ...control_client import request as send_request
-
+    def __init__(self, run_dir: Path, on_error=None) -> None:
         self.run_dir = Path(run_dir)
         self.on_error = on_error
-        self._request = request or send_request
         self._paused = False
         self._stop: str | None = None
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.sent = 0  # requests delivered (answered ok)
-        self._thread = threading.Thread(target=self._send_loop, name="attach-control", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._pending: deque[str] = deque()
+        self.sent = 0  # requests the run answered ok
+
+    def _report(self, text: str) -> None:
+        if self.on_error is not None:
+            self.on_error(text)
 
     def _send(self, cmd: str, value=None) -> None:
-        self._queue.put((cmd, value))
+        from ...control_socket import encode
 
-    def _send_loop(self) -> None:
-        from ...control_client import ControlUnavailable
+        message = {"cmd": cmd} if value is None else {"cmd": cmd, "value": value}
+        data = encode(message)
+        with self._lock:
+            for _ in range(2):  # once more on a fresh connection if the old one has gone
+                sock = self._sock or self._connect()
+                if sock is None:
+                    return
+                try:
+                    sock.send(data)
+                except BlockingIOError:
+                    self._report(f"{cmd}: the run is not reading its control channel")
+                    return
+                except OSError:
+                    self._forget(sock)
+                    continue
+                self._pending.append(cmd)
+                return
 
+    def _connect(self) -> socket.socket | None:
+        from ...control_socket import socket_address
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.settimeout(1.0)
+        try:
+            with socket_address(self.run_dir) as address:
+                sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            self._report(f"the run does not answer: {exc.strerror or exc}")
+            return None
+        sock.setblocking(False)
+        self._sock = sock
+        self._pending.clear()
+        threading.Thread(target=self._read_replies, args=(sock,), name="attach-replies", daemon=True).start()
+        return sock
+
+    def _forget(self, sock: socket.socket) -> None:
+        if self._sock is sock:
+            self._sock = None
+        sock.close()
+
+    def _read_replies(self, sock: socket.socket) -> None:
+        buffer = b""
         while True:
-            cmd, value = self._queue.get()
             try:
-                reply = self._request(self.run_dir, cmd, value)
-            except ControlUnavailable as exc:
-                reply = {"ok": False, "error": f"the run does not answer: {exc}"}
-            if reply.get("ok"):
-                self.sent += 1
-            elif self.on_error is not None:
-                self.on_error(f"{cmd}: {reply.get('error', 'refused')}")
+                ready, _, _ = select.select([sock], [], [], 1.0)
+                chunk = sock.recv(65536) if ready else None
+            except (OSError, ValueError):
+                chunk = b""
+            if chunk is None:
+                continue
+            if not chunk:
+                with self._lock:
+                    if self._sock is sock:
+                        self._sock = None
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+                return
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                self._answered(line)
+
+    def _answered(self, line: bytes) -> None:
+        with self._lock:
+            cmd = self._pending.popleft() if self._pending else "request"
+        try:
+            reply = json.loads(line.decode("utf-8"))
+        except ValueError:
+            reply = {"ok": False, "error": "the run's reply is not JSON"}
+        if isinstance(reply, dict) and reply.get("ok"):
+            self.sent += 1
+        else:
+            error = reply.get("error", "refused") if isinstance(reply, dict) else "refused"
+            self._report(f"{cmd}: {error}")
 
     # ----- Control's methods, as the console's keys call them -----
     def pause(self) -> None:
