@@ -61,7 +61,7 @@ def test_a_hangup_leaves_the_run_training_until_it_is_stopped(tmp_path):
     from tui_trainer.control_client import request
 
     run_dir = tmp_path / "run"
-    run = PtyRun([*ARGS, "--run-dir", str(run_dir)], cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
+    run = PtyRun([*ARGS, "--patience", "0", "--run-dir", str(run_dir)], cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
     try:
         wait_for_epochs(run_dir, 2)
         run.close_terminal()
