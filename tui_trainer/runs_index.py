@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .frontends.follow import EventsFollower, writer_alive
+from .frontends.follow import EventsFollower
 from .runlog import CONFIG_NAME, EVENTS_NAME, LOCK_NAME
 from .state import RunState, reduce
 from .vocab import Status

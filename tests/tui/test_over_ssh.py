@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from tui_trainer.testing import PtyRun
 
 pytestmark = [pytest.mark.timeout(180),
               pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (.ci/run installs it)")]

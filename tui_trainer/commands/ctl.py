@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from ..vocab import EXIT_OK, EXIT_USAGE
+from ..vocab import EXIT_OK
 
 ACTIONS = ("pause", "resume", "stop", "checkpoint", "status", "lr")
 
