@@ -153,3 +153,18 @@ def test_attach_serves_the_console_wherever_a_textual_driver_is_set(monkeypatch)
     assert wants_console() is False
     monkeypatch.setenv("TEXTUAL_DRIVER", "textual_serve.driver:WebDriver")
     assert wants_console() is True
+
+
+async def test_several_consoles_attach_and_steer_the_same_run_at_once(served_run):
+    from tui_trainer.frontends.tui.attach import build_attach_app
+
+    run_dir, lock, control, status = served_run
+    first, second = build_attach_app(run_dir), build_attach_app(run_dir)
+    async with first.run_test(size=(120, 36)) as one, second.run_test(size=(120, 36)) as two:
+        await one.press("p")
+        await wait_for(one, lambda: control.paused)
+        write_events(run_dir, [ev.Paused(epoch=5, step=120)])
+        await wait_for(two, lambda: "PAUSED" in screen_lines(second)[0])  # the other console sees it
+        await two.press("p")  # and resumes it: its footer said Resume
+        await wait_for(two, lambda: not control.paused)
+        await wait_for(two, lambda: first.control.sent == 1 and second.control.sent == 1)  # each answered
