@@ -168,3 +168,32 @@ async def test_several_consoles_attach_and_steer_the_same_run_at_once(served_run
         await two.press("p")  # and resumes it: its footer said Resume
         await wait_for(two, lambda: not control.paused)
         await wait_for(two, lambda: first.control.sent == 1 and second.control.sent == 1)  # each answered
+
+
+async def test_the_console_that_started_the_run_rings_once_at_its_end_too():
+    from tui_trainer.frontends.tui.app import TrainerApp
+    from tui_trainer.frontends.tui.store import StateStore
+
+    class Engine:  # the Session as the console sees it, with nothing training
+        running, outcome, error = True, None, None
+
+        def start(self, on_done=None) -> None:
+            pass
+
+        def detach(self, console) -> None:
+            pass
+
+    store, bells = StateStore(), []
+    app = TrainerApp(store, Control(), Engine())
+    app.bell = lambda: bells.append(1)
+    events = cifar_run(3, 0, num_epochs=3, stop="user")
+    async with app.run_test(size=(120, 36)) as pilot:
+        for event in events[:-3]:
+            store.emit(event)
+        await pilot.pause(0.4)
+        assert bells == []
+        for event in events[-3:]:  # the stop, the report, the end
+            store.emit(event)
+        await wait_for(pilot, lambda: "STOPPED" in screen_lines(app)[0])
+        await pilot.pause(0.4)
+    assert bells == [1]
