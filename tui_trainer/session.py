@@ -31,13 +31,13 @@ from typing import Any, Callable, Protocol
 
 from . import events as ev
 from .engine.control import Control
+from .hangup import silence_terminal, watch_terminal
 from .vocab import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, Status, StopReason, signal_exit_code
 
 # What each stop signal asks of a run without a console. With one, every signal means "save and
 # leave": there would be no screen left to show a report on.
 STOP_SIGNALS = {signal.SIGINT: StopReason.SIGNAL, signal.SIGTERM: StopReason.TERM,
                 signal.SIGHUP: StopReason.TERM}
-TERMINAL_CHECK_INTERVAL = 0.5  # seconds between checks that the console's terminal is still there
 HANGUP_GRACE = 60.0  # seconds the engine gets to save after the console's terminal went away
 
 Job = Callable[[ev.Sink, Control], Any]  # (the session's sinks, its Control) -> runner.Outcome
@@ -227,7 +227,8 @@ class Session:
         with self._stop_signals(console):
             watch = threading.Event()
             if threading.current_thread() is threading.main_thread() and os.isatty(0):
-                threading.Thread(target=self._watch_terminal, args=(watch,), name="terminal-watch", daemon=True).start()
+                threading.Thread(target=watch_terminal, args=(watch, lambda: self.hung_up), name="terminal-watch",
+                                 daemon=True).start()
             try:
                 console.run()
             finally:
@@ -344,32 +345,13 @@ class Session:
         self.cause = Cause.of_signal(signum)
         self.control.request_stop(self.cause.reason.value)
 
-    def _watch_terminal(self, stop: threading.Event) -> None:
-        """A terminal can go away without a SIGHUP reaching this process (its session leader
-        survived the hang-up, as a wrapper that ignores it does): its descriptors then stop
-        being a terminal, reads return EOF and writes fail. Seen here, it is a hang-up like any
-        other: the same handler, on the main thread, by way of the signal."""
-        while not stop.wait(TERMINAL_CHECK_INTERVAL):
-            if not os.isatty(0):
-                if not stop.is_set() and not self.hung_up:
-                    os.kill(os.getpid(), signal.SIGHUP)
-                return
-
     def _drop_console(self, console: Console) -> None:
-        """The console's terminal is gone but the run goes on: nothing may write to or read from
-        that terminal again (a write could fail or block, a read would return EOF at once and
-        spin), so the standard streams become /dev/null; the console closes, and stop signals
-        from now on act as they do on a run without one."""
+        """The console's terminal is gone but the run goes on: the console closes, drawing
+        nothing, and stop signals from now on act as they do on a run without one."""
         self.hung_up = True
         self._signal_console = None
         self._signals = 0  # the next SIGTERM or SIGINT is a first one: a graceful stop
-        try:
-            null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            os.close(null)
-        except OSError:
-            pass
+        silence_terminal()
         threading.Thread(target=console.drop, name="hangup", daemon=True).start()
 
     def _exit_after_hangup(self, ended: bool) -> None:
