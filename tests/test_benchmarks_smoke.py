@@ -87,3 +87,10 @@ def test_gpu_check_without_a_gpu_fails_in_one_line():
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs a CUDA GPU" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_attach_quick_times_opening_a_long_run():
+    proc = run(sys.executable, str(BENCH / "attach.py"), "open", "--quick")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "1,000 epochs of history" in proc.stdout
+    assert float(table_rows(proc.stdout)[0][0]) > 0

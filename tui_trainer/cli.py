@@ -105,6 +105,9 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
                                                             'directory (pip install -e ".[tensorboard]")')
     g.add_argument("--notify", metavar="URL", help="POST a JSON message when the run ends (a Slack or Discord "
                                                    "incoming webhook)")
+    g.add_argument("--detach", action="store_true", help="train in the background; print the run dir and attach command")
+    g.add_argument("--on-hangup", choices=("continue", "stop"), default="continue", help="the console's terminal went "
+                   "away: keep training (default) or save and stop")
     g = p.add_argument_group("under torchrun")
     g.add_argument("--dist-timeout", type=float, default=600.0, metavar="SECONDS",
                    help="how long a process waits for the others before the run fails (default 600)")
@@ -208,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "detach", False) and not getattr(args, "print_config", False):
+        from .detach import start_detached
+
+        return start_detached(sys.argv[1:] if argv is None else list(argv), under_torchrun=_under_torchrun())
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -375,10 +382,14 @@ def _launch(args, config: RunConfig, run_dir: Path, lock, resume: bool, checkpoi
         if problem:
             print(f"tui-trainer: error: {problem}", file=sys.stderr)
             return EXIT_USAGE
+    from .detach import detached_view
     from .session import Session
 
-    with Session(run_dir, lock=lock) as session, RunOutputs(session, args, run_dir):
-        if wants_tui(args):
+    detached = detached_view(run_dir)  # a --detach run's process: its log goes to a file
+    with Session(run_dir, lock=lock, on_hangup=args.on_hangup) as session, RunOutputs(session, args, run_dir):
+        if detached is not None:
+            session.add_view(detached)
+        elif wants_tui(args):
             from .frontends.tui.launch import run_tui
 
             return run_tui(session, config, run_dir, resume=resume, checkpoint=checkpoint, dist=dist)

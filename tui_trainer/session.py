@@ -9,8 +9,13 @@ trains) and its views, and gets back an exit code.
 
 The run's lifetime belongs to the Session, not to a view. A run goes on with no console at all
 (headless), a console is one client among the views (`attach` / `detach`, while the engine
-emits), and what a console leaving means is decided here (`detach`): today it stops the run
-with `quit`, as it always has.
+emits), and what a console leaving means is decided here (`detach`): quitting it stops the run
+with `quit`; a hang-up (the terminal gone) only removes the console when the session was made
+with `on_hangup="continue"`, and the run trains on as a headless one would.
+
+Every session that records a run directory also serves its control channel (control_server.py)
+from the moment it trains until the engine is done: `tui-trainer ctl` and `attach` act through
+the same Control as the keys.
 
 No torch, no Textual, no Rich: the console reaches the Session through the `Console` protocol.
 """
@@ -26,6 +31,7 @@ from typing import Any, Callable, Protocol
 
 from . import events as ev
 from .engine.control import Control
+from .hangup import silence_terminal, watch_terminal
 from .vocab import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, Status, StopReason, signal_exit_code
 
 # What each stop signal asks of a run without a console. With one, every signal means "save and
@@ -92,6 +98,8 @@ class Console(Protocol):
 
     def leave(self, why: str) -> None: ...  # a stop signal came: close once the engine has saved
 
+    def drop(self) -> None: ...  # its terminal is gone: close at once, drawing nothing more
+
 
 class Sinks:
     """The session's sinks (the record first, then the views). Views may come and go while the
@@ -125,11 +133,13 @@ class Session:
 
     run_dir: where events.jsonl is recorded (None: nowhere, as for torchrun's other ranks).
     lock: the run directory's RunDirLock, already held; the Session releases it on `close`.
+    on_hangup: with a console, what SIGHUP does: "stop" (save last.pth and leave, exit 129) or
+    "continue" (the console goes; the run trains on with no view but its record).
     honour_ignored_signals: a stop signal the caller ignores (nohup, a script's background job)
     stays ignored when no console is attached."""
 
     def __init__(self, run_dir: str | os.PathLike | None = None, *, lock=None, control: Control | None = None,
-                 record: bool = True, honour_ignored_signals: bool = True) -> None:
+                 record: bool = True, honour_ignored_signals: bool = True, on_hangup: str = "stop") -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.lock = lock
         self.control = control if control is not None else Control()
@@ -148,6 +158,10 @@ class Session:
         self._signals = 0
         self._signal_console: Console | None = None  # the console stop signals go to, while one runs
         self._previous: dict = {}
+        self.on_hangup = on_hangup
+        self.hung_up = False  # the console's terminal went away and the run went on without it
+        self.control_server = None
+        self.run_status = None  # the run's RunState for the control channel's `status`
         if record and self.run_dir is not None:
             from .runlog import RunLog
 
@@ -161,6 +175,10 @@ class Session:
 
             self.metrics_csv = MetricsCsv(self.run_dir)  # every recorded run keeps one
             self.sinks.add(self.metrics_csv)
+            from .control_server import RunStatus
+
+            self.run_status = RunStatus()
+            self.sinks.add(self.run_status)
 
     # ----- views -----
     def add_view(self, sink: ev.Sink) -> None:
@@ -181,6 +199,8 @@ class Session:
         the terminal is told once the console has gone is the run's real outcome."""
         if console is not None and self.cause is None and console.quit_requested:
             self.cause = QUIT
+        if self.hung_up and console is not None and not console.quit_requested:
+            return  # the terminal went away: the run goes on without it
         if not self.done.is_set() and self.control.stop_reason is None:
             self.control.request_stop(StopReason.QUIT.value)  # one not started yet stops as it starts
 
@@ -190,6 +210,7 @@ class Session:
         for a graceful stop, a second leaves at once (saves are atomic). An exception from the
         job propagates (a bug gets its traceback) once the record is closed."""
         self.job = job
+        self.serve_control()
         with self._stop_signals(None):
             try:
                 self.outcome = job(self.sinks, self.control)
@@ -207,11 +228,19 @@ class Session:
         if job is not None:
             self.job = job
         self.attach(console)
+        self.serve_control()
         with self._stop_signals(console):
+            watch = threading.Event()
+            if threading.current_thread() is threading.main_thread() and os.isatty(0):
+                threading.Thread(target=watch_terminal, args=(watch, lambda: self.hung_up), name="terminal-watch",
+                                 daemon=True).start()
             try:
                 console.run()
             finally:
+                watch.set()
                 self.detach(console)
+                if self.hung_up and self._thread is None:
+                    self.start()  # the terminal went before the console's first frame started it
                 self.wait()
         return self.exit_code
 
@@ -222,6 +251,7 @@ class Session:
             self._on_done.append(on_done)
         if self._thread is not None or self.job is None:
             return
+        self.serve_control()
         self._thread = threading.Thread(target=self._engine_thread, name="engine", daemon=True)
         self._thread.start()
 
@@ -233,7 +263,20 @@ class Session:
         finally:
             self._engine_ended()
 
+    def serve_control(self) -> None:
+        """Serve the run directory's control channel (once; a run that records one)."""
+        if self.control_server is not None or self.run_status is None or self.done.is_set():
+            return
+        from .control_server import ControlServer
+
+        self.control_server = ControlServer(self.run_dir, self.control, self.run_status.snapshot)
+        if not self.control_server.start():
+            # The run trains all the same; the log says why `ctl` and `attach` cannot steer it.
+            self.sinks.emit(ev.Notice("warning", self.control_server.error))
+
     def _engine_ended(self) -> None:
+        if self.control_server is not None:
+            self.control_server.close()  # nothing left to steer: `ctl` now says the run has ended
         if self.run_log is not None:
             self.run_log.close()  # the record is complete the moment the engine is done
         if self.metrics_csv is not None:
@@ -267,6 +310,8 @@ class Session:
 
     def close(self) -> None:
         """Release the run directory: the record closed, the lock given back (idempotent)."""
+        if self.control_server is not None:
+            self.control_server.close()
         if self.run_log is not None:
             self.run_log.close()
         if self.lock is not None:
@@ -283,12 +328,17 @@ class Session:
         return _Installed(self, console)
 
     def _on_signal(self, signum: int, frame) -> None:
+        if signum == signal.SIGHUP and self.hung_up:
+            return  # the terminal is already gone; it cannot go twice
         self._signals += 1
         console = self._signal_console
         if console is not None:
             if self.cause is not None or console.quit_requested:
                 return  # already leaving; the UI thread must never get a KeyboardInterrupt
             ended = self.done.is_set()
+            if signum == signal.SIGHUP and self.on_hangup == "continue":
+                self._drop_console(console)
+                return
             self.cause = Cause.of_signal(signum, console=True)
             self.control.request_stop(self.cause.reason.value)
             console.leave(self.cause.name)
@@ -301,6 +351,15 @@ class Session:
             raise KeyboardInterrupt  # a second signal: leave at once; what the first saved is intact
         self.cause = Cause.of_signal(signum)
         self.control.request_stop(self.cause.reason.value)
+
+    def _drop_console(self, console: Console) -> None:
+        """The console's terminal is gone but the run goes on: the console closes, drawing
+        nothing, and stop signals from now on act as they do on a run without one."""
+        self.hung_up = True
+        self._signal_console = None
+        self._signals = 0  # the next SIGTERM or SIGINT is a first one: a graceful stop
+        silence_terminal()
+        threading.Thread(target=console.drop, name="hangup", daemon=True).start()
 
     def _exit_after_hangup(self, ended: bool) -> None:
         if not ended:

@@ -55,9 +55,39 @@ def test_sigterm_saves_marks_interrupted_restores_terminal(tmp_path):
     assert b"resume with: tui-trainer resume" in tail
 
 
-def test_hangup_when_the_terminal_goes_away_saves_the_run(tmp_path):
+def test_a_hangup_leaves_the_run_training_until_it_is_stopped(tmp_path):
+    """The console's terminal goes away (the kernel sends SIGHUP): the run trains on as a
+    headless one would, without spinning on the dead terminal, and ends with its own exit code."""
+    from tui_trainer.control_client import request
+
     run_dir = tmp_path / "run"
-    run = PtyRun([*ARGS, "--run-dir", str(run_dir)], cwd=tmp_path)
+    run = PtyRun([*ARGS, "--patience", "0", "--run-dir", str(run_dir)], cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
+    try:
+        wait_for_epochs(run_dir, 2)
+        run.close_terminal()
+        time.sleep(1.0)
+        assert run.proc.poll() is None
+        cpu = [float(x) for x in Path(f"/proc/{run.proc.pid}/task/{run.proc.pid}/stat").read_text()
+               .rsplit(")", 1)[1].split()[11:13]]
+        epochs = (run_dir / "events.jsonl").read_text().count('"event":"EpochEnd"')
+        wait_for_epochs(run_dir, epochs + 3)  # still training
+        main_thread = [float(x) for x in Path(f"/proc/{run.proc.pid}/task/{run.proc.pid}/stat").read_text()
+                       .rsplit(")", 1)[1].split()[11:13]]
+        assert sum(main_thread) - sum(cpu) < 50  # the UI thread is not spinning on the dead terminal (ticks)
+        assert request(run_dir, "stop")["ok"]
+        code = run.wait(timeout=30)
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+    assert code == 0
+    end = last_event(run_dir)
+    assert end["event"] == "RunFinished" and end["status"] == "stopped"
+    assert (run_dir / "report.json").exists()
+
+
+def test_hangup_with_on_hangup_stop_saves_the_run_and_leaves(tmp_path):
+    run_dir = tmp_path / "run"
+    run = PtyRun([*ARGS, "--run-dir", str(run_dir), "--on-hangup", "stop"], cwd=tmp_path)
     try:
         wait_for_epochs(run_dir, 2)
         started = time.monotonic()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMANDS: tuple[str, ...] = ("compare", "eval", "lr_find")
+COMMANDS: tuple[str, ...] = ("attach", "ls", "ctl", "compare", "eval", "lr_find")
 
 
 def register_all(sub) -> None:

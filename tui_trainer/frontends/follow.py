@@ -54,6 +54,11 @@ class EventsFollower:
         self.skipped = 0  # lines that were not valid events
         self.live = writer_alive(self.run_dir)
 
+    @property
+    def offset(self) -> int:
+        """Bytes of the file read so far."""
+        return self._offset
+
     def read(self) -> list[ev.Event]:
         self.live = writer_alive(self.run_dir)
         try:

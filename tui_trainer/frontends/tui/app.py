@@ -48,6 +48,10 @@ class EngineDone(Message):
     """The engine thread has returned: the run is over (or never started)."""
 
 
+class TerminalGone(Message):
+    """The terminal hung up and the run goes on without this console: close, drawing nothing."""
+
+
 class TrainerApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "tui-trainer"
@@ -71,6 +75,8 @@ class TrainerApp(App[int]):
         Binding("ctrl+c", "quit_app", "Quit", show=False, priority=True),
         Binding("ctrl+z", "suspend", "Suspend", show=False, tooltip="Suspend to the shell; fg brings it back"),
     ]
+
+    follow_interval = FOLLOW_INTERVAL
 
     def __init__(self, store: StateStore, control=None, engine=None, *,
                  poll_interval: float = 0.25, follow=None) -> None:
@@ -111,6 +117,13 @@ class TrainerApp(App[int]):
         """A stop signal came: save last.pth, then close once the engine has."""
         self.quit_and_save(why)
 
+    def drop(self) -> None:
+        """The terminal is gone (any thread): close now; the run is not this console's to end."""
+        self.post_message(TerminalGone())
+
+    def on_terminal_gone(self, message: TerminalGone) -> None:
+        self.exit(0)
+
     @property
     def outcome(self):
         """How the engine ended: its Outcome, or what it raised; None while it runs."""
@@ -149,7 +162,7 @@ class TrainerApp(App[int]):
         # every panel's key holds the theme: a new theme redraws them all
         self.theme_changed_signal.subscribe(self, lambda theme: self.refresh_view(force=True))
         if self.follow is not None:
-            self.set_interval(FOLLOW_INTERVAL, self._read_followed)
+            self.set_interval(self.follow_interval, self._read_followed)
         self.app_resume_signal.subscribe(self, self._back_from_suspend)
         if self.engine is not None:
             # After the first frame: the engine's first act is importing torch, which holds the
@@ -225,6 +238,8 @@ class TrainerApp(App[int]):
         if not state.active and (previous == "" or Status.from_label(previous).active):
             if state.report is not None and not self._exit_when_done:
                 self.query_one(ContentSwitcher).current = "report"
+            if previous != "" and (self.engine is not None or self.follow is not None):
+                self.bell()  # seen ending live (not a replay): once, in every console watching it
         self.refresh_bindings()
 
     @property

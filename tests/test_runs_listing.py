@@ -1,0 +1,87 @@
+"""`ls`, `ctl` and the RUN argument, in process on run directories as runs leave them: one
+finished, one whose process died without an end (crashed), one still training (its lock held
+and its control channel served here)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tui_trainer import events as ev
+from tui_trainer.control_server import ControlServer, RunStatus
+from tui_trainer.engine.control import Control
+from tui_trainer.frontends.tui.scenes import cifar_run
+from tui_trainer.runlog import RunDirLock
+
+
+def write_run(run_dir: Path, events, shift: float = 0.0) -> None:
+    run_dir.mkdir(parents=True)
+    with open(run_dir / "events.jsonl", "w", encoding="utf-8") as fh:
+        for event in events:
+            fh.write(json.dumps({**json.loads(ev.to_json(event)), "t": event.t + shift}) + "\n")
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "runs"
+    write_run(root / "done", cifar_run(3, 0, num_epochs=3, stop="user"))
+    write_run(root / "dead", cifar_run(2, 40, num_epochs=10), shift=100.0)
+    live = root / "live"
+    events = cifar_run(4, 120, num_epochs=10)
+    write_run(live, events, shift=200.0)
+    lock = RunDirLock(live).acquire()
+    control, status = Control(), RunStatus()
+    for event in events:
+        status.emit(event)
+    server = ControlServer(live, control, status.snapshot)
+    assert server.start()
+    yield root, control
+    server.close()
+    lock.release()
+
+
+def test_ls_lists_newest_first_with_each_status(runs, cli):
+    result = cli("ls", "--json")
+    assert result.code == 0
+    entries = json.loads(result.out)
+    assert [(e["name"], e["status"]) for e in entries] == [("live", "running"), ("dead", "crashed"),
+                                                         ("done", "stopped")]
+    live, dead, done = entries
+    assert live["pid"] == os.getpid() and (live["epoch"], live["epochs"]) == (5, 10)
+    assert dead["resume"] == "tui-trainer resume runs/dead" and dead["pid"] is None
+    assert done["resume"] == "" and done["best_epoch"] == 3
+    text = cli("ls").out
+    assert f"running (pid {os.getpid()})" in text
+    assert "dead: crashed (no end recorded); resume with: tui-trainer resume runs/dead" in text
+
+
+def test_ctl_steers_a_running_run_and_refuses_the_others_in_one_line(runs, cli):
+    root, control = runs
+    result = cli("ctl", "live", "pause")
+    assert result.code == 0 and json.loads(result.out)["ok"] and control.paused
+    result = cli("ctl", "runs/live", "lr", "/2")
+    assert result.code == 0 and control.take().lr_factor == pytest.approx(0.5)
+    status = json.loads(cli("ctl", "live", "status").out)
+    assert status["status"] == "running" and status["epoch"] == 5 and status["pause_requested"] is True
+    for args, words in ((("dead", "pause"), "is not running (crashed); resume with: tui-trainer resume runs/dead"),
+                        (("done", "stop"), "is not running (stopped)"),
+                        (("live", "lr"), "ctl lr needs a VALUE"),
+                        (("live", "lr", "fast"), "is not x2, /2 or a learning rate"),
+                        (("live", "pause", "now"), "takes no value"),
+                        (("nowhere", "status"), "no run nowhere")):
+        result = cli("ctl", *args)
+        assert result.code == 2 and result.err.count("\n") == 1 and words in result.err, (args, result.err)
+    assert control.stop_reason is None
+
+
+def test_attach_with_no_run_picks_the_most_recent_and_refuses_a_bad_one(runs, cli):
+    from tui_trainer.runs_index import resolve_run
+
+    assert resolve_run(None) == Path("runs/live")
+    assert resolve_run("dead") == Path("runs/dead")
+    result = cli("attach", "nowhere")
+    assert result.code == 2 and result.err.count("\n") == 1
