@@ -17,7 +17,7 @@ from ..vocab import EXIT_OK
 
 
 def register(sub) -> None:
-    from ..cli import _add_output_flags, _add_training_flags
+    from ..cli_parser import _add_output_flags, _add_training_flags
 
     p = sub.add_parser("lr-find", help="the LR range test: suggest a learning rate for a run",
                        description="The LR range test: train for --steps optimizer steps while the learning rate "
