@@ -304,3 +304,34 @@ def test_an_exception_in_the_users_code_is_their_traceback_and_exit_1(cli, tmp_p
 def test_diagnose_takes_an_experiment_file(cli, exp):
     result = cli("diagnose", exp, "--threads", "1", "--device", "cpu")
     assert "diagnosing exp.py: Sequential on" in result.out and "initial loss" in result.out
+
+
+def test_an_exception_in_the_users_model_during_training_is_their_traceback_and_exit_1(cli, tmp_path):
+    """Raised at the third training step, inside the run (not at the build-time check): the log
+    says the run failed, then the user's frames and the one line; the record says it too."""
+    exp = write_experiment(tmp_path / "exp.py", extra='''
+        class Fragile(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.layer, self.calls = nn.Linear(8, CLASSES), 0
+
+            def forward(self, x):
+                self.calls += 1
+                return self.layer(check_the_batch(x, self.calls))
+
+        def check_the_batch(x, calls):
+            if calls >= 3:
+                raise ValueError("this batch broke my model")
+            return x
+
+        def build_model(cfg):
+            return Fragile()
+    ''')
+    run_dir = tmp_path / "run"
+    result = cli("run", exp, *FAST, "--run-dir", run_dir)
+    assert result.code == 1
+    err = result.err
+    assert "Traceback (most recent call last)" in err and "in check_the_batch" in err and "in forward" in err
+    assert "tui_trainer" not in err.split("Traceback (most recent call last)")[1].split("ValueError")[0]
+    assert err.strip().splitlines()[-1] == "tui-trainer: error: ValueError: this batch broke my model"
+    assert of(run_dir, "RunFailed")[0].error == "ValueError: this batch broke my model"

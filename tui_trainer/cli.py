@@ -249,10 +249,12 @@ def run_headless(session, config: RunConfig, run_dir: Path, *, resume: bool, log
     session.add_view(printer)
     code = session.run(config_job(config, run_dir, resume=resume, checkpoint=checkpoint, dist=dist))
     outcome = session.outcome
-    if outcome is not None and outcome.status == Status.FAILED and not printer.showed_failure:
+    if outcome is not None and outcome.status == Status.FAILED and (outcome.user_traceback or
+                                                                     not printer.showed_failure):
         # One line on stderr unless the log above already ended with it (a failure during
-        # training); events.jsonl records the failure either way.
-        print(f"tui-trainer: error: {outcome.error}", file=sys.stderr)
+        # training); events.jsonl records the failure either way. A failure in the user's own
+        # code shows their traceback first: it is their bug to fix.
+        print(f"{outcome.user_traceback}tui-trainer: error: {outcome.error}", file=sys.stderr)
     return code
 
 

@@ -37,6 +37,25 @@ def run_name_parts(config) -> tuple[str, str]:
     return dataset, short_name(config.model)
 
 
+def user_traceback(exc: BaseException) -> str:
+    """The traceback from the first frame of the user's own code (a file outside tui-trainer,
+    the Python installation and its packages: an experiment file, a model factory) down to
+    where it raised; "" when no such frame is on it (our bug or torch's: the one line says it)."""
+    import sysconfig
+    import traceback
+
+    ours = str(Path(__file__).resolve().parent)
+    installed = {str(Path(p).resolve()) for p in (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
+                                                   sysconfig.get_paths()["platlib"])}
+    tb = exc.__traceback__
+    while tb is not None:
+        path = str(Path(tb.tb_frame.f_code.co_filename).resolve())
+        if not path.startswith(ours) and not any(path.startswith(p) for p in installed) and not path.startswith("<"):
+            return "".join(traceback.format_exception(type(exc), exc, tb))
+        tb = tb.tb_next
+    return ""
+
+
 def print_user_traceback(exc) -> None:
     """The user's exception with the frames of their code, not ours (tui-trainer's frames above
     theirs are left out), then one line saying what raised it."""

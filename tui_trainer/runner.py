@@ -25,6 +25,7 @@ class Outcome:
     error: str = ""
     exit_code: int = 0
     run_dir: str = ""
+    user_traceback: str = ""  # a failure raised in the user's own code (an experiment file, a factory): its frames
 
 
 def resolve_device(name: str):
@@ -298,11 +299,14 @@ def execute(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control,
     except KeyboardInterrupt:
         return Outcome("interrupted", "interrupted", 130, str(run_dir))
     except Exception as exc:  # noqa: BLE001 - reported as RunFailed by the trainer (or here, before it)
-        message = str(exc) if trainer is not None and trainer.status == "failed" else f"{type(exc).__name__}: {exc}"
+        failed = trainer is not None and trainer.status == "failed"
+        message = getattr(trainer, "failure", None) or str(exc) if failed else f"{type(exc).__name__}: {exc}"
         if trainer is None:
             message = process.describe_failure(exc, message)
             emit(ev.RunFailed(error=message))
-        return Outcome("failed", message, 1, str(run_dir))
+        from .inputs import user_traceback
+
+        return Outcome("failed", message, 1, str(run_dir), user_traceback(exc))
     finally:
         if sampler is not None:
             sampler.stop()

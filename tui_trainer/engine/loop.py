@@ -226,6 +226,7 @@ class Trainer:
         # under torchrun, another rank's recorded error rather than the lost connection
         message = self.process.describe_failure(exc, message)
         self.status = Status.FAILED
+        self.failure = message  # as the record says it (the launcher's last line repeats it)
         self.emit(ev.RunFailed(error=message, epoch=epoch, step=step, last_checkpoint=self.checkpointing.newest()))
 
     def decide_capture(self) -> CaptureDecision:

@@ -87,7 +87,7 @@ def _exit_code(app, store) -> int:
         return session.exit_code
     outcome = session.outcome
     if outcome is not None and outcome.status == Status.FAILED:
-        print(f"tui-trainer: error: {outcome.error}", file=sys.stderr)
+        print(f"{outcome.user_traceback}tui-trainer: error: {outcome.error}", file=sys.stderr)
         return session.exit_code
     print_outcome(state)
     if session.interruption is not None and state.last_checkpoint and state.info is not None:
