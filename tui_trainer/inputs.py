@@ -37,20 +37,34 @@ def run_name_parts(config) -> tuple[str, str]:
     return dataset, short_name(config.model)
 
 
-def user_traceback(exc: BaseException) -> str:
-    """The traceback from the first frame of the user's own code (a file outside tui-trainer,
-    the Python installation and its packages: an experiment file, a model factory) down to
-    where it raised; "" when no such frame is on it (our bug or torch's: the one line says it)."""
-    import sysconfig
+def user_code_files(config, run_dir) -> set[str]:
+    """The files of the user's own code a run loads: an experiment file (and its copy in the run
+    directory) and a `--model path.py:factory` or `package.module:factory`."""
+    files: set[str] = set()
+    if str(config.dataset).endswith(".py"):
+        files |= {str(Path(config.dataset).resolve()), str((Path(run_dir) / "experiment.py").resolve())}
+    try:
+        from .models.spec import parse
+
+        spec = parse(config.model)
+    except Exception:  # noqa: BLE001 - an experiment file's model, or none we know
+        return files
+    if spec.kind == "factory":
+        module = sys.modules.get(spec.source)
+        path = spec.source if spec.is_file else getattr(module, "__file__", None)
+        if path:
+            files.add(str(Path(path).resolve()))
+    return files
+
+
+def user_traceback(exc: BaseException, files: set[str]) -> str:
+    """The traceback from the first frame in one of `files` (the user's own code) down to where
+    it raised; "" when none is on it (our bug or torch's: the one line says it)."""
     import traceback
 
-    ours = str(Path(__file__).resolve().parent)
-    installed = {str(Path(p).resolve()) for p in (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
-                                                   sysconfig.get_paths()["platlib"])}
     tb = exc.__traceback__
     while tb is not None:
-        path = str(Path(tb.tb_frame.f_code.co_filename).resolve())
-        if not path.startswith(ours) and not any(path.startswith(p) for p in installed) and not path.startswith("<"):
+        if str(Path(tb.tb_frame.f_code.co_filename).resolve()) in files:
             return "".join(traceback.format_exception(type(exc), exc, tb))
         tb = tb.tb_next
     return ""

@@ -304,9 +304,9 @@ def execute(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], control,
         if trainer is None:
             message = process.describe_failure(exc, message)
             emit(ev.RunFailed(error=message))
-        from .inputs import user_traceback
+        from .inputs import user_code_files, user_traceback
 
-        return Outcome("failed", message, 1, str(run_dir), user_traceback(exc))
+        return Outcome("failed", message, 1, str(run_dir), user_traceback(exc, user_code_files(config, run_dir)))
     finally:
         if sampler is not None:
             sampler.stop()
