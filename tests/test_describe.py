@@ -165,3 +165,13 @@ def test_the_state_says_its_status_as_the_badge_does():
     state = replay([STARTED, finished("early_stopped")])
     assert state.status == "EARLY STOPPED" and not state.active
     assert RunState().status == "PREPARING" and RunState().active
+
+
+def test_a_pause_shows_the_step_it_paused_at():
+    """Step progress comes a few times a second: a pause two steps into an epoch must not leave
+    the progress bar at step 0 while the events panel says step 2."""
+    state = replay([STARTED, ev.EpochStarted(epoch=3, num_epochs=5, steps=23), ev.Paused(epoch=3, step=2)])
+    assert state.step == 2 and state.steps == 23
+    assert "paused at epoch 3, step 2" in state.log[-1].text
+    later = replay([STARTED, ev.EpochStarted(epoch=3, num_epochs=5, steps=23), ev.Paused(epoch=2, step=20)])
+    assert later.step == 0  # an older epoch's position does not move this epoch's bar

@@ -206,7 +206,9 @@ def reduce(state: RunState, event: ev.Event) -> RunState:
                  lr_changes=state.lr_changes + ((pos, event.new_lr, event.reason),), log=_log(state, event))
 
     if isinstance(event, ev.Paused):
-        return r(state, **base, run_status=Status.PAUSED, paused_since=t, log=_log(state, event))
+        # the step it paused at (the last step progress may be from before it: it comes a few times a second)
+        step = event.step if event.epoch == state.epoch and event.step > state.step else state.step
+        return r(state, **base, run_status=Status.PAUSED, paused_since=t, step=step, log=_log(state, event))
 
     if isinstance(event, ev.Resumed):
         paused_total = state.paused_total + (t - state.paused_since if state.paused_since is not None else 0.0)
