@@ -335,3 +335,20 @@ def test_an_exception_in_the_users_model_during_training_is_their_traceback_and_
     assert "tui_trainer" not in err.split("Traceback (most recent call last)")[1].split("ValueError")[0]
     assert err.strip().splitlines()[-1] == "tui-trainer: error: ValueError: this batch broke my model"
     assert of(run_dir, "RunFailed")[0].error == "ValueError: this batch broke my model"
+
+
+def test_lr_find_sweeps_an_experiment_files_model_with_its_own_loss(cli, tmp_path, monkeypatch):
+    exp = write_experiment(tmp_path / "exp.py", extra='''
+        class CountingLoss(nn.CrossEntropyLoss):
+            def forward(self, out, y):
+                (Path(__file__).parent / "loss_used").touch()
+                return super().forward(out, y)
+
+        def build_loss(cfg):
+            return CountingLoss()
+    ''')
+    monkeypatch.chdir(tmp_path)
+    result = cli("lr-find", exp, "--threads", "1", "--headless", "--device", "cpu", "--steps", "20")
+    assert result.code == 0, result.err
+    assert "suggested lr" in result.out or "too few" in result.out
+    assert (tmp_path / "loss_used").exists()  # the file's loss, not a cross-entropy of our own

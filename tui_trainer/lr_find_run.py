@@ -63,16 +63,18 @@ def request_find(config):
     return config.replace(extra={**config.extra, FIND_KEY: True})
 
 
-def sweep(config, data, model, optimizer, device, sweep_args: Sweep, *, progress=None, should_stop=None):
-    """The range test on a run's built parts (the engine's sweep, with the run's clipping,
+def sweep(config, data, model, optimizer, device, sweep_args: Sweep, *, progress=None, should_stop=None,
+          criterion=None):
+    """The range test on a run's built parts (the engine's sweep, with the run's loss, clipping,
     precision, accumulation and memory format)."""
-    import torch
-
     from .engine.lr_finder import range_test
     from .engine.precision import resolve_precision
+    from .run_parts import parts_for
 
     precision = resolve_precision(config.amp, device)
-    return range_test(model, optimizer, torch.nn.CrossEntropyLoss(), data.train_loader, device,
+    if criterion is None:  # the run's loss: an experiment file's own, else cross-entropy
+        criterion = parts_for(config).build_loss(config)
+    return range_test(model, optimizer, criterion, data.train_loader, device,
                       lr_min=sweep_args.lr_min, lr_max=sweep_args.lr_max, steps=sweep_args.steps,
                       accum_steps=config.accum_steps, clip_grad=config.clip_grad, scaler=precision.make_scaler(),
                       autocast=precision.autocast, channels_last=config.channels_last, progress=progress,
@@ -83,19 +85,19 @@ def build_parts(config, emit: Callable | None = None):
     """(data, model, optimizer, device) for a sweep, built as a run builds them."""
     import torch
 
-    from .data import build_data
-    from .models import build_for_run
-    from .runner import build_optimizer, resolve_device, seed_everything
+    from .run_parts import parts_for
+    from .runner import resolve_device, seed_everything
 
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     device = resolve_device(config.device)
-    data = build_data(config, device, emit=emit)
-    model = build_for_run(config, data, emit).to(device)
+    parts = parts_for(config)  # the built-in data and models, or an experiment file's
+    data = parts.build_data(config, device, emit=emit)
+    model = parts.build_model(config, data, emit).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return data, model, build_optimizer(config, model.parameters()), device
+    return data, model, parts.build_optimizer(config, model.parameters(), device), device
 
 
 def as_record(result, config) -> dict:
@@ -135,7 +137,7 @@ def no_suggestion(result) -> UserError:
                      "diverged at once): lower --lr-min, or check the data and model with `tui-trainer diagnose`")
 
 
-def find_in_run(config, data, model, optimizer, device, run_dir: Path, emit, control=None):
+def find_in_run(config, data, model, optimizer, device, run_dir: Path, emit, control=None, criterion=None):
     """`run --lr find`: sweep on the run's freshly built parts (put back as they were), record
     lr_find.json and the chosen LR in config.json (so a resume trains with it), and set it as
     the optimizer's LR. Returns the run's config with the LR it trains with.
@@ -151,7 +153,7 @@ def find_in_run(config, data, model, optimizer, device, run_dir: Path, emit, con
     def stop_asked() -> bool:
         return control is not None and control.pending and control.stop_reason is not None
 
-    result = sweep(config, data, model, optimizer, device, plan, should_stop=stop_asked)
+    result = sweep(config, data, model, optimizer, device, plan, should_stop=stop_asked, criterion=criterion)
     if stop_asked():
         return config
     chosen = result.suggested_lr

@@ -131,7 +131,7 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
     if config.extra.get("lr_find"):  # `run --lr find`: the range test first, on these very parts
         from .lr_find_run import find_in_run
 
-        config = find_in_run(config, data, model, optimizer, device, run_dir, emit, control)
+        config = find_in_run(config, data, model, optimizer, device, run_dir, emit, control, parts.build_loss(config))
     steps = len(data.train_loader)
     if config.limit_batches:
         steps = min(steps, config.limit_batches)
