@@ -352,3 +352,23 @@ def test_lr_find_sweeps_an_experiment_files_model_with_its_own_loss(cli, tmp_pat
     assert result.code == 0, result.err
     assert "suggested lr" in result.out or "too few" in result.out
     assert (tmp_path / "loss_used").exists()  # the file's loss, not a cross-entropy of our own
+
+
+def test_eval_scores_an_experiment_run_with_its_copy_as_its_report_did(cli, tmp_path):
+    """eval rebuilds the run's model, data and loss from the copy in the run directory (the
+    original may have changed since): `best` gives report.json's numbers, and writes nothing."""
+    exp = write_experiment(tmp_path / "exp.py", extra='''
+        def build_loss(cfg):
+            return nn.CrossEntropyLoss(label_smoothing=0.1)  # a loss of its own: report.json's loss used it
+    ''')
+    run_dir = tmp_path / "run"
+    assert cli("run", exp, *FAST, "--run-dir", run_dir).code == 0
+    exp.write_text("raise RuntimeError('the original changed')\n")
+    before = digest(tmp_path)
+    result = cli("eval", run_dir, "--json", "--threads", "1", "--device", "cpu")
+    assert result.code == 0, result.err
+    got, report = json.loads(result.out), json.loads((run_dir / "report.json").read_text())
+    for key in ("accuracy", "loss", "confusion_matrix", "precision", "recall", "f1"):
+        assert got[key] == report[key], key
+    assert got["epoch"] == report["best_epoch"] and got["samples"] == 30
+    assert digest(tmp_path) == before

@@ -108,8 +108,8 @@ def main(args) -> int:
     config = config.replace(**changes)
     validate(config)
     described = split_description(config.dataset, args.split)
-    check_inputs(config)  # the data are there (one line if not); the recorded config is the one built
-    result = evaluate(config, path)
+    check_inputs(config, resume_dir=run_dir)  # the data are there (one line if not); the recorded config is the one built
+    result = evaluate(config, path, run_dir)
     split = "test" if args.split == "test" else "validation"
     if args.json:
         print(json.dumps(as_json(result, run_dir, path, split, described), indent=2))
@@ -119,11 +119,11 @@ def main(args) -> int:
     return EXIT_OK
 
 
-def evaluate(config, path: Path) -> dict:
-    """Load `path` into the run's model and validate it on the run's validation loader."""
+def evaluate(config, path: Path, run_dir: Path | None = None) -> dict:
+    """Load `path` into the run's model and validate it on the run's validation loader with the
+    run's loss (an experiment file's run: the model, data and loss of its copy in `run_dir`)."""
     import torch
 
-    from ..data import build_data
     from ..engine import checkpoint as ckpt
     from ..engine.control import Control
     from ..engine.evaluation import Validator
@@ -131,7 +131,7 @@ def evaluate(config, path: Path) -> dict:
     from ..engine.precision import resolve_precision
     from ..engine.process import SingleProcess
     from ..errors import CheckpointError
-    from ..models import build_for_run
+    from ..run_parts import parts_for
     from ..runner import check_compatible, resolve_device, seed_everything
 
     if config.threads is not None:
@@ -140,11 +140,12 @@ def evaluate(config, path: Path) -> dict:
     saved = ckpt.load_run_checkpoint(path, map_location="cpu", resumable=False)
     check_compatible(saved, config)
     seed_everything(config.seed)
-    data = build_data(config, device)
+    parts = parts_for(config, run_dir)  # the built-in data and models, or the run's experiment file
+    data = parts.build_data(config, device)
     if saved.get("num_classes") and saved["num_classes"] != data.num_classes:
         raise CheckpointError(f"{path.name} was trained for {saved['num_classes']} classes, but the data now have "
                               f"{data.num_classes}")
-    model = build_for_run(config, data)
+    model = parts.build_model(config, data, None)
     try:
         model.load_state_dict(saved["model_state_dict"])
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
@@ -155,7 +156,7 @@ def evaluate(config, path: Path) -> dict:
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     precision = resolve_precision(config.amp, device)
-    validator = Validator(data.val_loader, torch.nn.CrossEntropyLoss(), device, precision.autocast, SingleProcess(),
+    validator = Validator(data.val_loader, parts.build_loss(config), device, precision.autocast, SingleProcess(),
                           limit_batches=config.limit_batches, channels_last=config.channels_last,
                           num_classes=data.num_classes)
     outcome = validator.run(model, Control(), int(saved["epoch"]))
