@@ -101,6 +101,40 @@ def epoch_indices(n: int, generator: torch.Generator, shuffle: bool, rank: int =
     return perm
 
 
+def shard_size(n: int, rank: int, world_size: int, pad_shards: bool) -> int:
+    """Samples one rank sees per epoch of `n` (epoch_indices' shard: padded to equal shares, or not)."""
+    if world_size == 1:
+        return n
+    if pad_shards:
+        return math.ceil(n / world_size)
+    return len(range(rank, n, world_size))
+
+
+class ResumePosition:
+    """The resume state of a loader whose order comes from `self.generator`: at an epoch
+    boundary (batches_done=0) the generator as it is now; mid-epoch, its state when the epoch
+    began (`start_epoch` keeps it), plus how many batches to skip (`take_skip` hands it over once)."""
+
+    generator: torch.Generator
+    epoch_start_state: torch.Tensor
+    _skip = 0
+
+    def start_epoch(self) -> None:
+        self.epoch_start_state = self.generator.get_state()
+
+    def take_skip(self) -> int:
+        skip, self._skip = self._skip, 0
+        return skip
+
+    def state_dict(self, batches_done: int = 0) -> dict:
+        state = self.epoch_start_state if batches_done else self.generator.get_state()
+        return {"generator": state.clone(), "skip": int(batches_done)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self._skip = int(state.get("skip", 0))
+
+
 class _Sized:
     """Stands in for `loader.dataset` where code only asks its length (the seed prints it)."""
 
@@ -111,7 +145,7 @@ class _Sized:
         return self._n
 
 
-class TensorLoader:
+class TensorLoader(ResumePosition):
     def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, *,
                  transform: BatchTransform | None = None, shuffle: bool = False, drop_last: bool = False,
                  device: torch.device | str = "cpu", seed: int = 0, rank: int = 0, world_size: int = 1,
@@ -135,35 +169,18 @@ class TensorLoader:
             self.inputs = inputs.to(self.device)
             self._per_batch = transform
         self.generator = torch.Generator().manual_seed(seed)
-        self.epoch_start_state = self.generator.get_state()
-        self._skip = 0
+        self.start_epoch()
         self.dataset = _Sized(len(inputs))
 
     # ----- sizes -----
     @property
     def num_samples(self) -> int:
         """Samples this rank sees per epoch."""
-        n = len(self.inputs)
-        if self.world_size == 1:
-            return n
-        if self.pad_shards:
-            return math.ceil(n / self.world_size)
-        return len(range(self.rank, n, self.world_size))
+        return shard_size(len(self.inputs), self.rank, self.world_size, self.pad_shards)
 
     def __len__(self) -> int:
         n = self.num_samples
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-    # ----- resume -----
-    def state_dict(self, batches_done: int = 0) -> dict:
-        """At an epoch boundary (batches_done=0) the generator as it is now; mid-epoch, its
-        state when the epoch began, plus how many batches to skip."""
-        state = self.epoch_start_state if batches_done else self.generator.get_state()
-        return {"generator": state.clone(), "skip": int(batches_done)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self._skip = int(state.get("skip", 0))
 
     # ----- iteration -----
     def _indices(self) -> torch.Tensor:
@@ -171,12 +188,12 @@ class TensorLoader:
                              self.pad_shards)
 
     def __iter__(self):
-        self.epoch_start_state = self.generator.get_state()
+        self.start_epoch()
         perm = self._indices()
         params = self._per_batch.sample_params(len(perm), self.generator) if self._per_batch is not None else {}
         perm = perm.to(self.device, non_blocking=True)
         params = {k: v.to(self.device, non_blocking=True) for k, v in params.items()}
-        skip, self._skip = self._skip, 0
+        skip = self.take_skip()
         bs = self.batch_size
         for b in range(skip, len(self)):
             lo, hi = b * bs, min((b + 1) * bs, len(perm))

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .loader import BatchTransform, epoch_indices
+from .loader import BatchTransform, ResumePosition, epoch_indices, shard_size
 
 
 class FolderImages(Dataset):
@@ -50,7 +50,7 @@ class _EpochOrder(Sampler):
         return len(self.indices)
 
 
-class StreamingLoader:
+class StreamingLoader(ResumePosition):
     def __init__(self, dataset: FolderImages, batch_size: int, *, transform: BatchTransform, shuffle: bool = False,
                  device: torch.device | str = "cpu", seed: int = 0, rank: int = 0, world_size: int = 1,
                  pad_shards: bool = True, workers: int = 2) -> None:
@@ -62,8 +62,7 @@ class StreamingLoader:
         self.rank, self.world_size, self.pad_shards = rank, world_size, pad_shards
         self.workers = workers
         self.generator = torch.Generator().manual_seed(seed)
-        self.epoch_start_state = self.generator.get_state()
-        self._skip = 0
+        self.start_epoch()
         self._order = _EpochOrder()
         # Its own generator: a DataLoader draws its workers' base seed each epoch, from torch's
         # global generator otherwise, which would shift dropout after a resume.
@@ -73,30 +72,17 @@ class StreamingLoader:
 
     @property
     def num_samples(self) -> int:
-        n = len(self.dataset)
-        if self.world_size == 1:
-            return n
-        if self.pad_shards:
-            return math.ceil(n / self.world_size)
-        return len(range(self.rank, n, self.world_size))
+        return shard_size(len(self.dataset), self.rank, self.world_size, self.pad_shards)
 
     def __len__(self) -> int:
         return math.ceil(self.num_samples / self.batch_size)
 
-    def state_dict(self, batches_done: int = 0) -> dict:
-        state = self.epoch_start_state if batches_done else self.generator.get_state()
-        return {"generator": state.clone(), "skip": int(batches_done)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self._skip = int(state.get("skip", 0))
-
     def __iter__(self):
-        self.epoch_start_state = self.generator.get_state()
+        self.start_epoch()
         perm = epoch_indices(len(self.dataset), self.generator, self.shuffle, self.rank, self.world_size,
                              self.pad_shards)
         params = self.transform.sample_params(len(perm), self.generator) if self.transform.random else {}
-        skip, self._skip = self._skip, 0
+        skip = self.take_skip()
         bs = self.batch_size
         self._order.indices = perm[skip * bs:].tolist()
         for b, (x, y) in enumerate(self._loader, start=skip):

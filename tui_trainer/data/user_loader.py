@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from .loader import epoch_indices
+from .loader import ResumePosition, epoch_indices, shard_size
 
 
 class EpochOrder(Sampler):
@@ -32,11 +32,7 @@ class EpochOrder(Sampler):
         return iter(self._indices().tolist())
 
     def __len__(self) -> int:
-        if self.world_size == 1:
-            return self.size
-        if self.pad_shards:
-            return -(-self.size // self.world_size)
-        return len(range(self.rank, self.size, self.world_size))
+        return shard_size(self.size, self.rank, self.world_size, self.pad_shards)
 
 
 def dataset_loader(dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int = 0, rank: int = 0,
@@ -61,12 +57,11 @@ def adopt_loader(loader: DataLoader, seed: int) -> "ResumableLoader":
     return ResumableLoader(loader, generator)
 
 
-class ResumableLoader:
+class ResumableLoader(ResumePosition):
     def __init__(self, loader: DataLoader, generator: torch.Generator) -> None:
         self.loader = loader
         self.generator = generator
-        self.epoch_start_state = generator.get_state()
-        self._skip = 0
+        self.start_epoch()
 
     @property
     def dataset(self):
@@ -79,18 +74,10 @@ class ResumableLoader:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def state_dict(self, batches_done: int = 0) -> dict:
-        state = self.epoch_start_state if batches_done else self.generator.get_state()
-        return {"generator": state.clone(), "skip": int(batches_done)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self._skip = int(state.get("skip", 0))
-
     def __iter__(self):
-        self.epoch_start_state = self.generator.get_state()
+        self.start_epoch()
         batches = iter(self.loader)
-        skip, self._skip = self._skip, 0
+        skip = self.take_skip()
         if skip:
             from ..engine.checkpoint import capture_rng, restore_rng
 
