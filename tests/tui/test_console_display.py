@@ -125,6 +125,15 @@ async def test_empty_charts_show_no_negative_accuracy_and_whole_epochs():
             assert not numbers, (chart_id, numbers)  # no 7.5, 22.5 on an epoch axis
 
 
+async def test_the_lr_chart_shows_no_values_before_the_run_knows_its_lr():
+    """Preparing: no LR yet, so no axis labels (it drew 0 to 1.00e+00, made up)."""
+    app = app_for([ev.Preparing(t=T0, stage="loading data", detail="cifar10")])
+    async with app.run_test(size=MEDIUM) as pilot:
+        await pilot.pause()
+        shown = region_text(app, app.query_one("#lr-chart"))
+        assert not re.search(r"\d", shown), shown
+
+
 async def test_epoch_axis_ticks_are_whole_epochs():
     app = app_for(cifar_run(1, 0, num_epochs=5) + cifar_run(0, 0)[:0])
     async with app.run_test(size=SMALL) as pilot:

@@ -55,8 +55,9 @@ class LrChart(Chart):
         lo, hi = lr_range(shown)
         fig.ylim = (lo, hi)
         rows = plot_rows(self.size.height, False, False)
-        fig.yticks = list(zip(*row_ticks(lo, hi, rows, lambda v: "0" if v == 0 else fmt.lr(v),
-                                         most=min(5, max(3, rows // 4)))))
+        if shown:  # no LR known yet (preparing): no made-up axis values
+            fig.yticks = list(zip(*row_ticks(lo, hi, rows, lambda v: "0" if v == 0 else fmt.lr(v),
+                                             most=min(5, max(3, rows // 4)))))
         if state.info is not None:
             fig.vlines.append((_position(state), NOW_ROLE))
             fig.xlim, fig.xticks = epoch_ticks(0, max(1, state.num_epochs), width)
