@@ -21,16 +21,13 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
 from ...vocab import Status
 from .app import CONTROL_ACTIONS, TrainerApp
 from .store import StateStore
+from .widgets.dialogs import ChoiceScreen
 
 ATTACH_FOLLOW_INTERVAL = 0.1  # seconds between reads of events.jsonl: the keys' feedback arrives through it
 
@@ -189,7 +186,7 @@ class RemoteControl:
             self._paused = False
 
 
-class DetachScreen(ModalScreen[str]):
+class DetachScreen(ChoiceScreen):
     """Returns "detach" (leave; the run goes on), "stop" (stop the run early) or "cancel"."""
 
     BINDINGS = [
@@ -197,20 +194,9 @@ class DetachScreen(ModalScreen[str]):
         Binding("s", "choose('stop')", "Stop the run"),
         Binding("n,escape,c", "choose('cancel')", "Cancel"),
     ]
-    DEFAULT_CSS = """
-    DetachScreen { align: center middle; }
-    DetachScreen > Vertical { width: 64; height: auto; border: thick $warning; padding: 1 2; background: $surface; }
-    """
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static("[b]Training is still running.[/b]\n")
-            yield Static("[b cyan]d[/] detach: leave this console, the run goes on\n"
-                         "[b cyan]s[/] stop the run early: save, evaluate, show the final report\n"
-                         "[b cyan]n[/] cancel: stay attached")
-
-    def action_choose(self, choice: str) -> None:
-        self.dismiss(choice)
+    CHOICES = (("d", "detach: leave this console, the run goes on"),
+               ("s", "stop the run early: save, evaluate, show the final report"),
+               ("n", "cancel: stay attached"))
 
 
 class AttachApp(TrainerApp):

@@ -118,7 +118,27 @@ class HelpScreen(ModalScreen[None]):
         self.query_one("#help-keys", Static).update(table)
 
 
-class QuitScreen(ModalScreen[str]):
+class ChoiceScreen(ModalScreen[str]):
+    """A question with a few keyed answers; returns the chosen answer's name. Subclasses give
+    BINDINGS (each `choose('name')`) and CHOICES, the (key, what it does) lines shown."""
+
+    QUESTION = "Training is still running."
+    CHOICES: tuple[tuple[str, str], ...] = ()
+    DEFAULT_CSS = """
+    ChoiceScreen { align: center middle; }
+    ChoiceScreen > Vertical { width: 64; height: auto; border: thick $warning; padding: 1 2; background: $surface; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(f"[b]{self.QUESTION}[/b]\n")
+            yield Static("\n".join(f"[b $text-accent]{key}[/] {text}" for key, text in self.CHOICES))
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)
+
+
+class QuitScreen(ChoiceScreen):
     """Returns "quit" (save last.pth and leave), "stop" (stop early with the report) or "cancel"."""
 
     BINDINGS = [
@@ -126,17 +146,6 @@ class QuitScreen(ModalScreen[str]):
         Binding("s", "choose('stop')", "Stop early with report"),
         Binding("n,escape", "choose('cancel')", "Keep training"),
     ]
-    DEFAULT_CSS = """
-    QuitScreen { align: center middle; }
-    QuitScreen > Vertical { width: 64; height: auto; border: thick $warning; padding: 1 2; background: $surface; }
-    """
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static("[b]Training is still running.[/b]\n")
-            yield Static("[b $text-accent]y[/] quit now: save last.pth (resume with tui-trainer resume)\n"
-                         "[b $text-accent]s[/] stop early: save, evaluate, show the final report\n"
-                         "[b $text-accent]n[/] keep training")
-
-    def action_choose(self, choice: str) -> None:
-        self.dismiss(choice)
+    CHOICES = (("y", "quit now: save last.pth (resume with tui-trainer resume)"),
+               ("s", "stop early: save, evaluate, show the final report"),
+               ("n", "keep training"))
