@@ -95,6 +95,39 @@ def test_a_planted_pickle_is_refused_as_unsafe_naming_its_global(tmp_path, finis
     assert tree_digest(tmp_path) == before
 
 
+@pytest.mark.parametrize("content", [
+    b"N." + bytes(range(256)) * 16,  # random bytes can open with a tiny complete pickle, then noise
+    b".\xbc\x8b\x0e" * 1024,  # a bare STOP leaves no object: not a pickle at all
+    b"\x8d" + (2 ** 40).to_bytes(8, "little") + b"x" * 4096,  # claims a 1 TiB string
+    b"\x80\x04\x95" + b"\xff" * 4096,  # a protocol header followed by nothing that parses
+], ids=["tiny-pickle-then-noise", "bare-stop", "huge-length", "header-only"])
+def test_noise_that_resembles_a_pickle_is_corrupted_not_planted(tmp_path, content):
+    from tui_trainer.engine import checkpoint as ckpt
+    from tui_trainer.errors import CheckpointError
+
+    path = tmp_path / "last.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        ckpt.verify_file(path)
+    assert not isinstance(info.value, ckpt.UnsafeCheckpointError), str(info.value)
+    assert "is truncated or corrupted" in str(info.value)
+
+
+def test_random_bytes_are_never_taken_for_a_planted_pickle(tmp_path):
+    import random
+
+    from tui_trainer.engine import checkpoint as ckpt
+    from tui_trainer.errors import CheckpointError
+
+    rng = random.Random(20261201)
+    path = tmp_path / "last.pth"
+    for _ in range(3000):
+        path.write_bytes(rng.randbytes(512))
+        with pytest.raises(CheckpointError) as info:
+            ckpt.verify_file(path)
+        assert not isinstance(info.value, ckpt.UnsafeCheckpointError), str(info.value)
+
+
 # ----------------------------------------------------------------------------- 5. wrong-typed fields
 def _rewrite(path: Path, **changes) -> None:
     import torch

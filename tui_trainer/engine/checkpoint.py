@@ -91,19 +91,64 @@ _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRI
                "SHORT_BINSTRING"}
 
 
+class _Bounded:
+    """A read-only view of a stream that never reads past `limit` bytes from where it started:
+    a pickle opcode's length field comes from the file, and random or hostile bytes can claim
+    gigabytes (BINUNICODE8), which a plain read() would try to allocate."""
+
+    def __init__(self, stream: IO[bytes], limit: int):
+        self._stream, self._end = stream, stream.tell() + limit
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        room = max(0, self._end - self._stream.tell())
+        return self._stream.read(room if n is None or n < 0 else min(n, room))
+
+    def readline(self) -> bytes:
+        return self._stream.readline(max(0, self._end - self._stream.tell()))
+
+
+def _stack_effect(opcode, depth: int, marks: list[int]) -> int:
+    """The stack depth after `opcode`, as pickletools.dis checks it; ValueError where the opcode
+    cannot follow what came before (a pop below the last mark, a mark-slice with no mark), which
+    random bytes hit within a few opcodes while every real pickle passes."""
+    before, after = opcode.stack_before, opcode.stack_after
+    if pickletools.markobject in before:
+        if not marks:
+            raise ValueError("no mark on the stack")
+        depth = marks.pop()
+        before = before[: before.index(pickletools.markobject)]
+    depth -= len(before)
+    if depth < (marks[-1] if marks else 0):
+        raise ValueError("stack underflow")
+    if pickletools.markobject in after:
+        marks.append(depth)
+        after = [item for item in after if item is not pickletools.markobject]
+    return depth + len(after)
+
+
 def pickle_globals(stream: IO[bytes], limit: int = PICKLE_SCAN_LIMIT) -> tuple[bool, list[str]]:
     """Read a pickle stream's opcodes without executing any of them: (is it a complete pickle
     stream, the globals - module.name - it references, in order). Reads consecutive pickles (torch's
-    legacy format is several) and stops at the first bytes that are not one, or at `limit`."""
+    legacy format is several) and stops at the first bytes that are not one, or at `limit`. A pickle
+    is complete only when its opcodes keep a consistent stack and STOP leaves exactly one object,
+    so a file of random bytes that happens to begin with STOP (".") is not taken for one."""
     names: list[str] = []
     complete = False
+    stream = _Bounded(stream, limit)
     start = stream.tell()
     while stream.tell() - start < limit:
         recent: list = []  # the last values pushed, for STACK_GLOBAL (module and name come from the stack)
         memo: dict = {}
+        depth, marks = 0, []
         try:
             for opcode, arg, _ in pickletools.genops(stream):
                 name = opcode.name
+                if name == "STOP" and (depth != 1 or marks):
+                    raise ValueError("STOP without exactly one object on the stack")
+                depth = _stack_effect(opcode, depth, marks)
                 if name in _STRING_OPS:
                     recent = [*recent[-1:], arg]
                 elif name in ("BINGET", "LONG_BINGET", "GET"):
@@ -157,9 +202,14 @@ def _refuse_pickle_stream(path: Path) -> None:
             if head[:2] == b"PK":
                 return  # a damaged zip file: corrupted, not planted
             complete, names = pickle_globals(fh)
+            whole = fh.read(1) == b""  # the pickles are the whole file (pickle.dump's output)
     except OSError:
         return
-    if not (complete or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5)):
+    # A legacy torch file is a protocol header and a complete pickle (then more); a plain
+    # pickle.dump is pickles to the end of the file or names a global. Random bytes can begin with
+    # a tiny pickle ("N.") followed by more noise: that file is corrupted, not planted.
+    headed = len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+    if not ((complete and (headed or names or whole)) or (headed and names)):
         return
     reason = _references(names) or "this one references no code, but the format is never loaded"
     raise UnsafeCheckpointError(
