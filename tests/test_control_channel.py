@@ -185,3 +185,16 @@ def test_another_user_is_refused():
         server.close()
     finally:
         shutil.rmtree(base)
+
+
+def test_an_lr_that_would_not_be_finite_is_refused_and_the_channel_keeps_serving(served):
+    """`ctl RUN lr 1e308` on a run at LR 0.1 is a factor of 1e309 (inf): the run would train on an
+    infinite LR and fail, and the reply (with that factor in it) could not be written as JSON."""
+    run_dir, control, _, _ = served
+    reply = request(run_dir, "lr", "1e308")  # a finite LR, yet 1e309 times the LR in force
+    assert reply["ok"] is False and "finite" in reply["error"], reply
+    assert request(run_dir, "lr", "x1e300")["ok"]  # large, but the LR stays finite (0.1 * 1e300)
+    reply = request(run_dir, "lr", "x1e300")  # once more: 1e599 together, not a number a run can train on
+    assert reply["ok"] is False and "finite" in reply["error"]
+    assert control.take().lr_factor == pytest.approx(1e300)  # only the request that kept the LR finite
+    assert request(run_dir, "status")["ok"]  # and the run still answers

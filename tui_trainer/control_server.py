@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import selectors
 import socket
@@ -240,7 +241,11 @@ class ControlServer:
             self._drop(client)
 
     def _reply(self, client: "_Client", message: dict) -> None:
-        client.outbox += encode(message)
+        try:
+            data = encode(message)
+        except ValueError:  # a non-finite number in it: one client's reply must not end the serving thread
+            data = encode({"ok": False, "error": "the reply holds a number JSON cannot carry (inf or nan)"})
+        client.outbox += data
         if len(client.outbox) > MAX_REPLY_QUEUE:
             self._drop(client)  # asks and never reads: not our memory to spend
 
@@ -325,7 +330,10 @@ class ControlServer:
                 factor = number / state.lr
             else:
                 factor = number
-            self.control.scale_lr(factor)
+            if not (0 < factor < math.inf):  # 1e308 / 3e-4: a finite LR asked for, yet no factor to scale by
+                raise ValueError(f"lr: {str(value)[:40]!r} would make the learning rate not a finite number; "
+                                 "nothing changed")
+            self.control.scale_lr(factor, lr_now=state.lr or None)
             return {"ok": True, "cmd": cmd, "factor": factor, "lr_was": state.lr,
                     "status": state.run_status.value}
         return {"ok": True, "cmd": cmd, "status": state.run_status.value}

@@ -7,6 +7,7 @@ condition variable, so a paused run uses no CPU or GPU.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -66,11 +67,17 @@ class Control:
             self.pending = True
             self._cond.notify_all()  # a paused engine saves now, not when it resumes
 
-    def scale_lr(self, factor: float) -> None:
-        if not factor > 0:
-            raise ValueError("LR factor must be positive")
+    def scale_lr(self, factor: float, lr_now: float | None = None) -> None:
+        """Multiply the LR by factor at the next step boundary. With lr_now (the LR in force), a
+        factor that would take it - together with the changes not yet applied - past the largest
+        float is refused with ValueError: a run cannot train on an infinite LR."""
+        if not (factor > 0 and math.isfinite(factor)):
+            raise ValueError("LR factor must be positive and finite")
         with self._cond:
-            self._lr_factor *= factor
+            combined = self._lr_factor * factor
+            if not (combined > 0 and math.isfinite(combined * (lr_now or 1.0))):
+                raise ValueError("lr: the learning rate would not be a finite number; nothing changed")
+            self._lr_factor = combined
             self.pending = True
             self._cond.notify_all()  # a paused engine applies it now
 
