@@ -30,6 +30,7 @@ def runs(tmp_path, monkeypatch):
     root = tmp_path / "runs"
     write_run(root / "done", cifar_run(3, 0, num_epochs=3, stop="user"))
     write_run(root / "dead", cifar_run(2, 40, num_epochs=10), shift=100.0)
+    (root / "dead" / "last.pth").write_bytes(b"saved at epoch 2")  # what resume starts from
     live = root / "live"
     events = cifar_run(4, 120, num_epochs=10)
     write_run(live, events, shift=200.0)
@@ -85,3 +86,21 @@ def test_attach_with_no_run_picks_the_most_recent_and_refuses_a_bad_one(runs, cl
     assert resolve_run("dead") == Path("runs/dead")
     result = cli("attach", "nowhere")
     assert result.code == 2 and result.err.count("\n") == 1
+
+
+def test_a_run_killed_before_its_first_checkpoint_offers_no_resume_that_would_fail(runs, cli):
+    """Killed in its first epoch, a run has nothing `resume` can start from (it refuses: "no
+    checkpoint"), so ls, ctl and show must not tell the user to run it."""
+    root, _ = runs
+    write_run(root / "early", cifar_run(0, 10, num_epochs=10), shift=300.0)
+    entry = next(e for e in json.loads(cli("ls", "--json").out) if e["name"] == "early")
+    assert entry["status"] == "crashed" and entry["resume"] == ""
+    text = cli("ls").out
+    assert "early: crashed (no end recorded) before it saved a checkpoint: nothing to resume" in text
+    assert "tui-trainer resume runs/early" not in text
+    result = cli("ctl", "early", "pause")
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "is not running (crashed)" in result.err and "nothing to resume" in result.err
+    assert "tui-trainer resume" not in result.err
+    shown = cli("show", "runs/early").out
+    assert "nothing to resume" in shown and "tui-trainer resume" not in shown

@@ -298,6 +298,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         from .events import TERMINAL_EVENTS
         from .frontends.follow import writer_alive
         from .frontends.headless import HeadlessPrinter
+        from .runs_index import has_checkpoint
 
         try:
             events, skipped = read_event_log(path)
@@ -313,9 +314,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             if writer_alive(run_dir):
                 print(f"(a snapshot of a live run: it is still training; `tui-trainer show {args.run_dir}` "
                       "in a terminal follows it)")
-            else:
+            elif has_checkpoint(run_dir):
                 print("(no end recorded: the process writing this run is gone; "
                       f"`tui-trainer resume {args.run_dir}` continues it from its last checkpoint)")
+            else:
+                print("(no end recorded: the process writing this run is gone before it saved a checkpoint; "
+                      "there is nothing to resume)")
         return EXIT_OK
     from .frontends.tui.launch import show_run
 

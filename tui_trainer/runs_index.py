@@ -3,7 +3,8 @@ how each run stands, read from its events.jsonl (the same reducer as every view)
 
 A run whose process holds the lock is running (or paused, starting, stopping); one whose lock is
 free and whose record has an end ended so; one whose lock is free with no end recorded is
-crashed (killed, or the machine went down), and `tui-trainer resume DIR` continues it. Nothing
+crashed (killed, or the machine went down), and `tui-trainer resume DIR` continues it (when it
+saved a checkpoint before it died). Nothing
 here writes, and every file is opened without following a symlink. No torch, no Textual.
 """
 
@@ -75,6 +76,15 @@ def resolve_run(arg: str | None, root: Path = RUNS_ROOT) -> Path:
     raise UserError(f"no run {arg}: neither a run directory nor a run under {root}/ (`tui-trainer ls` lists them)")
 
 
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether `tui-trainer resume` has a checkpoint to start from (it asks the same: any *.pth).
+    A run killed before its first save has none, and no resume command to offer."""
+    try:
+        return any(entry.name.endswith(".pth") for entry in os.scandir(run_dir))
+    except OSError:
+        return False
+
+
 def lock_pid(run_dir: Path) -> int | None:
     """The pid a running process wrote into its lock file."""
     try:
@@ -115,7 +125,7 @@ class RunEntry:
     best_epoch: int
     started: float  # seconds since the epoch
     duration: float  # seconds, pauses included
-    resume: str  # the command that continues it, where one would
+    resume: str  # the command that continues it, where one would ("" without a checkpoint to start from)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -139,7 +149,8 @@ def run_entry(run_dir: Path, now: float | None = None) -> RunEntry:
         best = values[i] if i < len(values) else None
     started = state.first_t if state.first_t is not None else started_at(run_dir)
     end_t = now if alive and state.end is None else (state.last_t or started)
-    resume = f"tui-trainer resume {run_dir}" if status in ("crashed", "interrupted") else ""
+    resumable = status in ("crashed", "interrupted") and has_checkpoint(run_dir)
+    resume = f"tui-trainer resume {run_dir}" if resumable else ""
     epoch = state.epoch if alive and state.active else (state.epochs_done[-1] if state.epochs_done else 0)
     return RunEntry(name=run_dir.name, path=str(run_dir), status=status, pid=lock_pid(run_dir) if alive else None,
                     epoch=epoch, epochs=state.num_epochs, monitor=monitor,

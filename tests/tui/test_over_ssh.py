@@ -198,6 +198,7 @@ def test_detach_then_attach_then_stop_and_a_killed_run_is_crashed(tmp_path):
     assert starting_killed.wait(timeout=90) == 0
     kpid = int((killed_dir / ".lock").read_text())
     wait_until(lambda: count(killed_dir, "EpochEnd") >= 1, what="an epoch")
+    wait_until(lambda: (killed_dir / "last.pth").exists(), what="its checkpoint")  # what resume starts from
     os.kill(kpid, signal.SIGKILL)
     wait_until(lambda: not pid_alive(kpid), 10, "the kill")
     listing = cli("ls", tmp_path / "runs")

@@ -44,7 +44,12 @@ def main(args) -> int:
         status = entry.status.replace("_", "-")
         if entry.status in ("running", "paused", "starting", "stopping"):  # alive, yet no answer
             raise UserError(f"{run_dir} does not answer on its control socket ({status}): {exc}") from None
-        hint = f"; resume with: {entry.resume}" if entry.resume else ""
+        if entry.resume:
+            hint = f"; resume with: {entry.resume}"
+        elif entry.status == "crashed":
+            hint = ": it died before it saved a checkpoint, so there is nothing to resume"
+        else:
+            hint = ""
         raise UserError(f"{run_dir} is not running ({status}){hint}") from None
     print(json.dumps(reply))
     if not reply.get("ok"):

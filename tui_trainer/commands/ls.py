@@ -60,6 +60,9 @@ def main(args) -> int:
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     for e in entries:
-        if e.status == "crashed":
+        if e.status == "crashed" and e.resume:
             print(f"{printable(e.name)}: crashed (no end recorded); resume with: {printable(e.resume)}")
+        elif e.status == "crashed":
+            print(f"{printable(e.name)}: crashed (no end recorded) before it saved a checkpoint: nothing to "
+                  "resume; `tui-trainer run` starts it again")
     return EXIT_OK

@@ -230,8 +230,12 @@ class AttachApp(TrainerApp):
         super().refresh_view(force)
         if self.stale and not self._said_gone:
             self._said_gone = True
-            self.notify(f"the training process is gone without recording an end; tui-trainer resume "
-                        f"{self.run_dir} continues it", severity="error", timeout=30)
+            from ...runs_index import has_checkpoint
+
+            then = (f"tui-trainer resume {self.run_dir} continues it" if has_checkpoint(self.run_dir)
+                    else "it saved no checkpoint, so there is nothing to resume")
+            self.notify(f"the training process is gone without recording an end; {then}", severity="error",
+                        timeout=30)
             self.refresh_bindings()
 
     def _status_changed(self, state) -> None:
