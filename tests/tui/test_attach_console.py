@@ -197,3 +197,20 @@ async def test_the_console_that_started_the_run_rings_once_at_its_end_too():
         await wait_for(pilot, lambda: "STOPPED" in screen_lines(app)[0])
         await pilot.pause(0.4)
     assert bells == [1]
+
+
+async def test_the_help_of_an_attached_console_says_what_its_keys_do_here(served_run):
+    """In an attached console ctrl+z suspends only the viewer (the run trains on) and q asks
+    detach / stop / cancel: the help must not promise the starting console's pause and save."""
+    from tui_trainer.frontends.tui.attach import build_attach_app
+
+    run_dir, lock, control, status = served_run
+    app = build_attach_app(run_dir)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        text = " ".join(screen_text(app).split())
+        assert "training pauses first" not in text and "saves last.pth" not in text
+        assert "the run keeps training" in text
+        assert "detach (the run goes on), stop the run, or cancel" in text

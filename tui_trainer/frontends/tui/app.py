@@ -362,10 +362,11 @@ class TrainerApp(App[int]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        state = self.store.snapshot()
-        rows = key_help(state, can_control=self.control is not None,
+        self.push_screen(HelpScreen(self.help_rows(self.store.snapshot())))
+
+    def help_rows(self, state) -> list:
+        return key_help(state, can_control=self.control is not None,
                         pause_requested=self.control is not None and self.control.paused)
-        self.push_screen(HelpScreen(rows))
 
     def action_quit_app(self) -> None:
         if not self.running:

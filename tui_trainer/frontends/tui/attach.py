@@ -27,7 +27,7 @@ from textual.message import Message
 from ...vocab import Status
 from .app import CONTROL_ACTIONS, TrainerApp
 from .store import StateStore
-from .widgets.dialogs import ChoiceScreen
+from .widgets.dialogs import ChoiceScreen, key_help
 
 ATTACH_FOLLOW_INTERVAL = 0.1  # seconds between reads of events.jsonl: the keys' feedback arrives through it
 
@@ -242,6 +242,10 @@ class AttachApp(TrainerApp):
         if isinstance(self.control, RemoteControl):
             self.control.seen(state.run_status)
         super()._status_changed(state)
+
+    def help_rows(self, state) -> list:
+        return key_help(state, can_control=self.control is not None and self.live,
+                        pause_requested=self.control is not None and self.control.paused, attached=True)
 
     def on_control_reply(self, message: ControlReply) -> None:
         self.requested = ""

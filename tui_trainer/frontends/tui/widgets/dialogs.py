@@ -25,8 +25,9 @@ class KeyHelp:
     available: bool = True
 
 
-def key_help(state: RunState, *, can_control: bool, pause_requested: bool) -> list[KeyHelp]:
-    """What each key does in the run's current state (the help screen's rows)."""
+def key_help(state: RunState, *, can_control: bool, pause_requested: bool, attached: bool = False) -> list[KeyHelp]:
+    """What each key does in the run's current state (the help screen's rows). attached: a
+    console of `tui-trainer attach`, where ctrl+z and q leave the run alone."""
     rows: list[KeyHelp] = []
     status = state.run_status
     live = can_control and status in (Status.RUNNING, Status.PAUSED)
@@ -63,11 +64,16 @@ def key_help(state: RunState, *, can_control: bool, pause_requested: bool) -> li
     else:
         rows.append(KeyHelp("d", "the final report, once the run has ended", False))
     rows.append(KeyHelp("tab, ↑ ↓", "scroll the events panel (or the mouse wheel over it), to read older lines"))
-    rows.append(KeyHelp("ctrl+z", "suspend to the shell" + (" (training pauses first); fg brings it back" if live
-                                                            else "; fg brings it back")))
+    if attached and live:
+        rows.append(KeyHelp("ctrl+z", "suspend this console to the shell (the run keeps training); fg brings it back"))
+    else:
+        rows.append(KeyHelp("ctrl+z", "suspend to the shell" + (" (training pauses first); fg brings it back" if live
+                                                                else "; fg brings it back")))
     rows.append(KeyHelp("ctrl+p", "change the colour theme (every panel follows it)"))
     rows.append(KeyHelp("?", "this help"))
-    if live:
+    if attached and live:
+        rows.append(KeyHelp("q / ctrl+c", "asks: detach (the run goes on), stop the run, or cancel"))
+    elif live:
         rows.append(KeyHelp("q / ctrl+c", "quit: asks first, then saves last.pth so the run can be resumed"))
     else:
         rows.append(KeyHelp("q / ctrl+c", "quit"))
