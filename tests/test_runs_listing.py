@@ -104,3 +104,16 @@ def test_a_run_killed_before_its_first_checkpoint_offers_no_resume_that_would_fa
     assert "tui-trainer resume" not in result.err
     shown = cli("show", "runs/early").out
     assert "nothing to resume" in shown and "tui-trainer resume" not in shown
+
+
+def test_the_commands_printed_to_copy_keep_a_run_directory_with_a_space_one_word(runs, cli):
+    """`tui-trainer resume runs/my run` pasted into a shell resumes `runs/my` with a stray `run`."""
+    root, _ = runs
+    write_run(root / "my run", cifar_run(2, 40, num_epochs=10), shift=400.0)
+    (root / "my run" / "last.pth").write_bytes(b"saved at epoch 2")
+    entry = next(e for e in json.loads(cli("ls", "--json").out) if e["name"] == "my run")
+    assert entry["resume"] == "tui-trainer resume 'runs/my run'"
+    assert "resume with: tui-trainer resume 'runs/my run'" in cli("ls").out
+    result = cli("ctl", "my run", "status")
+    assert result.code == 2 and "resume with: tui-trainer resume 'runs/my run'" in result.err
+    assert "`tui-trainer resume 'runs/my run'` continues it" in cli("show", "runs/my run").out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -316,7 +317,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                       "in a terminal follows it)")
             elif has_checkpoint(run_dir):
                 print("(no end recorded: the process writing this run is gone; "
-                      f"`tui-trainer resume {args.run_dir}` continues it from its last checkpoint)")
+                      f"`tui-trainer resume {shlex.quote(args.run_dir)}` continues it from its last checkpoint)")
             else:
                 print("(no end recorded: the process writing this run is gone before it saved a checkpoint; "
                       "there is nothing to resume)")

@@ -13,6 +13,7 @@ If the child ends before that, the parent exits with the child's code.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -45,8 +46,9 @@ def start_detached(argv: list[str], under_torchrun: bool = False) -> int:
     print(f"tui-trainer: training in the background (pid {proc.pid})")
     print(f"  run dir    {printable(run_dir)}")
     print(f"  log        {printable(os.path.join(run_dir, LOG_NAME))}")
-    print(f"  attach     tui-trainer attach {printable(run_dir)}")
-    print(f"  control    tui-trainer ctl {printable(run_dir)} status|pause|resume|stop|checkpoint|lr VALUE")
+    quoted = printable(shlex.quote(run_dir))  # commands to copy: a run directory with a space stays one word
+    print(f"  attach     tui-trainer attach {quoted}")
+    print(f"  control    tui-trainer ctl {quoted} status|pause|resume|stop|checkpoint|lr VALUE")
     return 0
 
 

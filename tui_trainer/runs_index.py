@@ -11,6 +11,7 @@ here writes, and every file is opened without following a symlink. No torch, no 
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -150,7 +151,7 @@ def run_entry(run_dir: Path, now: float | None = None) -> RunEntry:
     started = state.first_t if state.first_t is not None else started_at(run_dir)
     end_t = now if alive and state.end is None else (state.last_t or started)
     resumable = status in ("crashed", "interrupted") and has_checkpoint(run_dir)
-    resume = f"tui-trainer resume {run_dir}" if resumable else ""
+    resume = f"tui-trainer resume {shlex.quote(str(run_dir))}" if resumable else ""  # a command to copy
     epoch = state.epoch if alive and state.active else (state.epochs_done[-1] if state.epochs_done else 0)
     return RunEntry(name=run_dir.name, path=str(run_dir), status=status, pid=lock_pid(run_dir) if alive else None,
                     epoch=epoch, epochs=state.num_epochs, monitor=monitor,

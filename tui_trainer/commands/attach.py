@@ -60,5 +60,10 @@ def main(args) -> int:
 
         print_outcome(state)
     elif app.live and not driver_from_environment():  # a browser tab closing says nothing into the server's log
-        print(f"detached; the run goes on. Attach again with: tui-trainer attach {run_dir}", file=sys.stderr)
+        import shlex
+
+        from ..event_io import printable
+
+        print(f"detached; the run goes on. Attach again with: tui-trainer attach "
+              f"{printable(shlex.quote(str(run_dir)))}", file=sys.stderr)
     return EXIT_OK

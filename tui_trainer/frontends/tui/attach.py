@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import select
+import shlex
 import socket
 import threading
 from collections import deque
@@ -232,7 +233,7 @@ class AttachApp(TrainerApp):
             self._said_gone = True
             from ...runs_index import has_checkpoint
 
-            then = (f"tui-trainer resume {self.run_dir} continues it" if has_checkpoint(self.run_dir)
+            then = (f"tui-trainer resume {shlex.quote(str(self.run_dir))} continues it" if has_checkpoint(self.run_dir)
                     else "it saved no checkpoint, so there is nothing to resume")
             self.notify(f"the training process is gone without recording an end; {then}", severity="error",
                         timeout=30)
