@@ -58,6 +58,7 @@ def test_every_flag_setting_is_a_key():
     ("batchsize = 32\n", "unknown setting 'batchsize' (did you mean batch-size"),
     ('epochs = "ten"\n', "epochs must be an integer, got a string ('ten')"),
     ("lr = true\n", "lr must be a finite number, got true/false (True)"),
+    ('lr = "fast"\n', 'lr must be a finite number or "find", got a string (\'fast\')'),
     ("augment = 1\n", "augment must be true or false, got an integer (1)"),
     ("synthetic-shape = [3, 32]\n", "synthetic-shape must be \"CxHxW\""),
     ("epochs = 3\nepochs = 4\n", "is not valid TOML"),
@@ -85,3 +86,22 @@ def test_the_dataset_argument_overrides_the_files(cli, tmp_path):
     path = write(tmp_path, 'dataset = "cifar10"\nepochs = 2\n')
     out = cli("run", "digits", "--config", path, "--print-config").out
     assert 'dataset = "digits"' in out and "epochs = 2" in out
+
+
+def test_lr_find_survives_print_config_and_a_config_file(cli, tmp_path):
+    """`run --lr find --print-config > run.toml`, then `run --config run.toml`: the file asks for
+    the range test, as the flag did (it used to print the recipe's LR, so the run trained with
+    that instead); a --lr given with the file still wins."""
+    from tui_trainer.cli import build_parser, config_from_args
+    from tui_trainer.lr_find_run import FIND_KEY
+
+    printed = cli("run", "digits", "--lr", "find", "--print-config")
+    assert printed.code == 0 and tomllib.loads(printed.out)["lr"] == "find"
+    path = write(tmp_path, printed.out)
+    again = cli("run", "--config", path, "--print-config")
+    assert again.out == printed.out
+    via_file = config_from_args(build_parser().parse_args(["run", "--config", str(path)]))
+    assert via_file == config_from_args(build_parser().parse_args(["run", "digits", "--lr", "find"]))
+    assert via_file.extra.get(FIND_KEY)
+    flag_wins = config_from_args(build_parser().parse_args(["run", "--config", str(path), "--lr", "0.01"]))
+    assert flag_wins.lr == 0.01 and not flag_wins.extra.get(FIND_KEY)

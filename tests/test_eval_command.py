@@ -104,6 +104,22 @@ def test_paths_that_are_no_run_or_checkpoint_are_one_line_exit_2(cli, tmp_path, 
         assert _tree(tmp_path) == before
 
 
+def test_a_checkpoint_of_another_run_is_one_line_that_does_not_say_resume(cli, tmp_path, digits_run):
+    """Another run's checkpoint put into a run directory: the refusal named `resume`, which eval
+    is not, instead of saying the checkpoint belongs elsewhere."""
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    config = json.loads((digits_run / "config.json").read_text())
+    (mixed / "config.json").write_text(json.dumps({**config, "model": "mlp"}))
+    shutil.copy(digits_run / "best_model.pth", mixed / "best_model.pth")
+    before = _tree(tmp_path)
+    result = cli("eval", mixed)
+    line = _one_line(result.err)
+    assert result.code == 2 and "trained with model='simplecnn', but the run's config says 'mlp'" in line
+    assert "best_model.pth belongs to another run" in line and "resume" not in line
+    assert _tree(tmp_path) == before
+
+
 class _RunsAShellCommand:
     def __init__(self, marker: Path) -> None:
         self.marker = marker

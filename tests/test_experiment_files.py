@@ -232,6 +232,21 @@ BAD = {
                           "output has 4 class scores, but the data have 3 classes"),
     "labels-beyond-the-model": (EXPERIMENT.replace("int(self.y[i])", "int(self.y[i]) + 7")
                                 + "\nLOADERS = False\nCLASSES = 3\nNAMES = None\n", "but the model scores 3 classes"),
+    # labels past the first samples (a training or validation label the model has no class for)
+    # would fail the run part-way, after its directory was written
+    "a-later-training-label-beyond-the-model": (
+        "import torch\nfrom torch.utils.data import TensorDataset\n"
+        "def build_model(cfg):\n    return torch.nn.Linear(4, 3)\n"
+        "def build_data(cfg):\n    y = torch.arange(10) % 5\n"
+        "    return TensorDataset(torch.randn(10, 4), y), TensorDataset(torch.randn(4, 4), torch.zeros(4).long())\n",
+        "the training set has label 4, but the model scores 3 classes"),
+    "a-validation-label-beyond-the-model": (
+        "import torch\nfrom torch.utils.data import Subset, TensorDataset\n"
+        "def build_model(cfg):\n    return torch.nn.Linear(4, 3)\n"
+        "def build_data(cfg):\n    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 9])\n"
+        "    full = TensorDataset(torch.randn(8, 4), y)\n"
+        "    return Subset(full, range(6)), Subset(full, [6, 7])\n",
+        "the validation set has label 9, but the model scores 3 classes"),
     "model-not-a-module": ("import torch\nfrom torch.utils.data import TensorDataset\n"
                            "def build_model(cfg):\n    return 'resnet'\n"
                            "def build_data(cfg):\n    d = TensorDataset(torch.zeros(4, 2), torch.zeros(4).long())\n"

@@ -103,3 +103,10 @@ def test_a_run_with_clipping_on_that_diverges_does_not_suggest_clipping(tmp_path
     assert outcome.status == "failed"
     failed = sink.of(ev.RunFailed)[0]
     assert "non-finite loss" in failed.error and "--clip-grad" not in failed.error
+
+
+def test_one_step_an_epoch_reads_as_one_step():
+    started = next(e for e in cifar_run(0, 0) if isinstance(e, ev.RunStarted))
+    out = printed([dataclasses.replace(started, steps_per_epoch=1, num_epochs=2)])
+    assert "2 epochs (1 step each)" in out and "1 steps" not in out
+    assert "(391 steps each)" in printed([started])

@@ -241,3 +241,20 @@ def test_a_stop_during_the_sweep_ends_the_run_before_training(tmp_path, one_torc
     names = [type(e).__name__ for e in seen]
     assert "LrFound" not in names and "EpochEnd" not in names and "RunFinished" in names
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--detach"], "--detach applies to run and resume, not to lr-find"),
+    (["--headless", "--notify", "http://127.0.0.1:9/hook"], "--notify applies to a training run"),
+    (["--headless", "--tensorboard"], "--tensorboard applies to a training run"),
+    (["--log-format", "json"], "--log-format json: lr-find prints its sweep as a table"),
+], ids=["detach", "notify", "tensorboard", "json-log"])
+def test_run_only_output_flags_are_refused_by_a_headless_lr_find(cli, tmp_path, monkeypatch, args, expected):
+    """Headless, lr-find trains nothing: --notify and --tensorboard were dropped without a word,
+    --log-format json still printed text, and --detach ran the sweep with its output going
+    nowhere (the command printed nothing at all)."""
+    monkeypatch.chdir(tmp_path)
+    result = cli("lr-find", "digits", "--threads", "1", "--steps", "5", *args)
+    lines = result.err.splitlines()
+    assert result.code == 2 and len(lines) == 1 and expected in lines[0], result.err
+    assert result.out == "" and list(tmp_path.iterdir()) == []

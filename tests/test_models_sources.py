@@ -130,6 +130,59 @@ def test_an_unknown_timm_model_gets_the_closest_names(cli, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.fixture
+def hub_offline(tmp_path, monkeypatch):
+    """An empty Hugging Face hub cache of our own, and no connection to anywhere."""
+    pytest.importorskip("timm")
+    import socket
+
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf-hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    def unreachable(*args, **kwargs):
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    return cache
+
+
+def test_timm_pretrained_offline_without_cached_weights_is_one_line_at_once(cli, tmp_path, hub_offline):
+    """huggingface_hub retried each weights file five times (~50 s), printing a line per try,
+    before the one error line."""
+    import time
+
+    started = time.monotonic()
+    result = cli("run", "synthetic", "--model", "timm:test_resnet", "--pretrained", "--run-dir", tmp_path / "run")
+    assert result.code == 2 and result.out == ""
+    (line,) = result.err.strip().splitlines()
+    assert "timm weights of test_resnet are not in the Hugging Face cache" in line and str(hub_offline) in line
+    assert time.monotonic() - started < 15 and not (tmp_path / "run").exists()
+
+
+def test_timm_pretrained_weights_in_the_hub_cache_load_without_the_network(cli, tmp_path, hub_offline):
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    state = timm.create_model("test_resnet").state_dict()
+    repo = hub_offline / "models--timm--test_resnet.r160_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    (repo / "snapshots" / "0123abcd").mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(repo / "snapshots" / "0123abcd" / "model.safetensors"))
+    from tui_trainer.models.timm_build import build
+
+    model = build("test_resnet", (3, 16, 16), 1000, pretrained=True)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    result = cli("run", "synthetic", "--model", "timm:test_resnet", "--pretrained", "--synthetic-shape", "3x16x16",
+                 *TINY, "--run-dir", tmp_path / "run")
+    assert result.code == 0, result.err
+
+
 # ----- the user's own factory -----
 
 GOOD = """

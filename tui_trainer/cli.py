@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "detach", False) and args.command not in ("run", "resume"):
+        # lr-find has the run's flags, but its child would print its table to /dev/null and train nothing
+        raise UserError(f"--detach applies to run and resume, not to {args.command}: run `tui-trainer "
+                        f"{args.command}` in the foreground, then `tui-trainer run ... --lr LR --detach`")
     if getattr(args, "detach", False) and not getattr(args, "print_config", False):
         from .detach import start_detached
 

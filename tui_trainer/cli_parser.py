@@ -150,9 +150,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
         from_file = load(args.config)
     flags = {k: getattr(args, k, None) for k in CONFIG_FLAGS}
-    find_lr = flags["lr"] == "find"
-    flags["lr"] = None if find_lr else flags["lr"]
     overrides = {**from_file, **{k: v for k, v in flags.items() if v is not None}}
+    find_lr = overrides.get("lr") == "find"  # `--lr find`, or lr = "find" in the file and no --lr given
+    if find_lr:
+        del overrides["lr"]
     dataset = overrides.pop("dataset", None)
     dataset = args.dataset if getattr(args, "dataset", None) is not None else dataset
     if dataset is None:

@@ -71,7 +71,18 @@ def load(path: str | Path) -> dict[str, Any]:
         raise UserError(f"the config file {path} is not UTF-8 text") from None
     except toml.TOMLDecodeError as exc:
         raise UserError(f"the config file {path} is not valid TOML ({exc})") from None
-    return {key: _convert(path, key, value) for key, value in _settings(path, data).items()}
+    return {key: _convert_file_value(path, key, value) for key, value in _settings(path, data).items()}
+
+
+def _convert_file_value(path: Path, key: str, value: Any) -> Any:
+    if key == "lr" and isinstance(value, str):
+        if value.strip().lower() == FIND:
+            return FIND
+        raise UserError(f'{path}: lr must be a finite number or "find", got {_kind(value)} ({value!r:.40})')
+    return _convert(path, key, value)
+
+
+FIND = "find"  # lr = "find": the LR range test first, as `--lr find` (what --print-config writes for it)
 
 
 def _settings(path: Path, data: dict) -> dict[str, Any]:
@@ -134,7 +145,11 @@ def _toml_value(value: Any) -> str:
 
 def to_toml(config) -> str:
     """The resolved config as TOML that `--config` reads back to the same config."""
+    from .lr_find_run import FIND_KEY
+
     values = config.to_dict()
+    if config.extra.get(FIND_KEY):  # `--lr find`: the sweep decides the LR, so the file asks for it too
+        values["lr"] = FIND
     lines = ["# tui-trainer run settings: the dataset's recipe, then --config, then flags",
              "# (`tui-trainer run --config FILE` reads this back; a flag given with it still wins)"]
     for key in ORDER:

@@ -148,6 +148,52 @@ def check_model(model, x, y, names, label: str) -> int:
     return classes
 
 
+def known_labels(split):
+    """Every label of a split when it can be read without loading a sample (a TensorDataset's
+    label tensor; a dataset's `targets` or `labels` when no target_transform changes them; a
+    Subset of either), else None. Only a check: a split whose labels are not known this way is
+    checked on its first batch alone."""
+    from torch.utils.data import Subset, TensorDataset
+
+    data = _dataset(split)
+    indices = None
+    while isinstance(data, Subset):
+        indices = list(data.indices) if indices is None else [data.indices[i] for i in indices]
+        data = data.dataset
+    if isinstance(data, TensorDataset):
+        labels = data.tensors[-1] if len(data.tensors) == 2 else None
+    elif getattr(data, "target_transform", None) is None:
+        labels = getattr(data, "targets", None)
+        labels = getattr(data, "labels", None) if labels is None else labels
+    else:
+        labels = None
+    if labels is None:
+        return None
+    try:
+        labels = torch.as_tensor(labels)
+    except Exception:  # noqa: BLE001 - targets of some other kind (boxes, strings): not class indices
+        return None
+    if labels.dim() != 1 or labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.dtype.is_complex:
+        return None
+    if indices is not None:
+        labels = labels[torch.as_tensor(indices, dtype=torch.long)] if indices else labels[:0]
+    return labels if len(labels) == len(_dataset(split)) else None
+
+
+def check_labels(splits, classes: int, label: str) -> None:
+    """Every known label of the training and validation sets is a class the model scores: a label
+    beyond it would fail the run part-way (cross-entropy's "Target 7 is out of bounds"), after the
+    run directory was written."""
+    for name, split in splits:
+        labels = known_labels(split)
+        if labels is None or len(labels) == 0:
+            continue
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= classes:
+            raise UserError(f"{label}: the {name} set has label {high if high >= classes else low}, but the model "
+                            f"scores {classes} classes (labels 0 to {classes - 1})")
+
+
 def _check_optimizer(optimizer, label: str):
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise UserError(f"{label}: build_optimizer(cfg, params) returned {_what(optimizer)}, not a "
@@ -182,6 +228,7 @@ class ExperimentParts:
         self.label = Path(config.dataset).name
         check_functions(self.module, self.label)
         self.sample = None
+        self.splits = ()
         self.names = None
         self.model_class = ""
 
@@ -193,6 +240,7 @@ class ExperimentParts:
             emit(ev.Notice(level="warning", message=self.warning))
         result = _call(self.label, "build_data(cfg)", self.module.build_data, config)
         train, val, self.names = unpack_data(result, self.label)
+        self.splits = (("training", train), ("validation", val))
         self.sample = untouched_rng(first_batch, train, self.label)  # the seeded run draws as if not checked
         if world_size > 1 and (isinstance(train, DataLoader) or isinstance(val, DataLoader)):
             raise UserError(f"{self.label}: under torchrun build_data(cfg) must return datasets, not DataLoaders: "
@@ -211,6 +259,7 @@ class ExperimentParts:
     def build_model(self, config, data, emit=None):
         model = _call(self.label, "build_model(cfg)", self.module.build_model, config)
         classes = check_model(model, *self.sample, self.names, self.label)
+        check_labels(self.splits, classes, self.label)
         data.num_classes = classes
         data.class_names = self.names or tuple(str(i) for i in range(classes))
         self.model_class = type(model).__name__

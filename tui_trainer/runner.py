@@ -162,15 +162,17 @@ COMPATIBLE_KEYS = ("dataset", "model", "synthetic_shape", "synthetic_classes", "
                    "optimizer", "scheduler", "accum_steps", "batch_size", "limit_batches")
 
 
-def check_compatible(saved: dict, config: RunConfig) -> None:
-    """Refuse to resume into a run that differs in what the weights depend on."""
+RESUME_ADVICE = "resume with the config.json the run was started with, or start a new run"
+
+
+def check_compatible(saved: dict, config: RunConfig, advice: str = RESUME_ADVICE) -> None:
+    """Refuse to resume into (or evaluate with) a run that differs in what the weights depend on."""
     old = saved.get("config") or {}
     new = config.to_dict()
     for key in COMPATIBLE_KEYS:
         if key in old and old[key] != new.get(key):
             raise CheckpointError(f"the checkpoint was trained with {key}={old[key]!r:.60}, but the run's config says "
-                                  f"{new.get(key)!r:.60}; resume with the config.json the run was started with, "
-                                  "or start a new run")
+                                  f"{new.get(key)!r:.60}; {advice}")
 
 
 def select_checkpoint(run_dir: Path, config: RunConfig) -> tuple[Path, dict, list[str]]:

@@ -138,7 +138,8 @@ def evaluate(config, path: Path, run_dir: Path | None = None) -> dict:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     saved = ckpt.load_run_checkpoint(path, map_location="cpu", resumable=False)
-    check_compatible(saved, config)
+    check_compatible(saved, config, advice=f"{path.name} belongs to another run: evaluate it in the run directory "
+                                           "it was saved in")
     seed_everything(config.seed)
     parts = parts_for(config, run_dir)  # the built-in data and models, or the run's experiment file
     data = parts.build_data(config, device)

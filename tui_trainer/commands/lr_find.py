@@ -43,6 +43,9 @@ def main(args) -> int:
     from ..inputs import check_inputs
     from ..lr_find_run import check_sweep
 
+    in_console = wants_tui(args)
+    if not in_console:
+        _refuse_run_outputs(args)
     plan = check_sweep(args.lr_min, args.lr_max, args.steps)
     config = check_inputs(config_from_args(args))
     config = config.replace(extra={k: v for k, v in config.extra.items() if k != FIND_KEY})
@@ -50,7 +53,7 @@ def main(args) -> int:
         runlog.check_new_run_dir(Path(config.run_dir))
         if (Path(config.run_dir) / RESULT_NAME).exists():
             raise UserError(f"{Path(config.run_dir) / RESULT_NAME} exists; choose another --run-dir")
-    if wants_tui(args):
+    if in_console:
         return _in_console(args, config, plan)
     result = _sweep_headless(config, plan)
     where = write_record(result, config)
@@ -59,6 +62,18 @@ def main(args) -> int:
     print(f"saved {where}")
     print(f"train with it: {train_command(args, config, result.suggested_lr)}")
     return EXIT_OK
+
+
+def _refuse_run_outputs(args) -> None:
+    """Headless, lr-find trains nothing: the outputs of a training run (which the console's Enter
+    starts, with these flags) would be silently dropped."""
+    for flag, given in (("--tensorboard", args.tensorboard), ("--notify", args.notify)):
+        if given:
+            raise UserError(f"{flag} applies to a training run; headless, lr-find only sweeps (in a terminal, the "
+                            f"run Enter starts takes it): pass it to `tui-trainer run ... --lr LR`")
+    if args.log_format == "json":
+        raise UserError(f"--log-format json: lr-find prints its sweep as a table; the sweep's record, every step "
+                        f"and both suggestions, is JSON in {RESULT_NAME}")
 
 
 def _sweep_headless(config, plan):

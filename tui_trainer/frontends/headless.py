@@ -67,7 +67,7 @@ class HeadlessPrinter:
         p(f"  model      {e.model}, {e.num_params:,} parameters")
         recipe = (f"{e.optimizer} lr {fmt.lr(e.lr)} wd {e.weight_decay:g}, scheduler {e.scheduler}, batch {e.batch_size}"
                   + (f" x {e.accum_steps} accumulated" if e.accum_steps > 1 else "")
-                  + f", {fmt.plural(e.num_epochs, 'epoch')} ({e.steps_per_epoch} steps each)"
+                  + f", {fmt.plural(e.num_epochs, 'epoch')} ({fmt.plural(e.steps_per_epoch, 'step')} each)"
                   + (f", clip {e.clip_grad:g}" if e.clip_grad else ", no clipping"))
         p(f"  recipe     {recipe}")
         if e.training_step:
