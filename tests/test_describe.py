@@ -67,6 +67,9 @@ SENTENCES = [
     (finished("early_stopped", monitor="val_acc"), "good",
      "run stopped early after 4 epochs in 1m15s; best val acc 81.25% at epoch 3"),
     (finished("stopped", epochs_completed=1, best_epoch=0), "good", "run stopped by the user after 1 epoch in 1m15s"),
+    (finished("finished", start_epoch=2), "good",
+     "run finished after 4 epochs (1m15s since it resumed after epoch 2); best val_loss 0.2468 at epoch 3 "
+     "(val acc 81.25%)"),
     (finished("interrupted"), "warning",
      "run interrupted after 4 epochs in 1m15s; best val_loss 0.2468 at epoch 3 (val acc 81.25%)"),
     (finished("a word from a newer version", best_epoch=0), "warning", "run interrupted after 4 epochs in 1m15s"),

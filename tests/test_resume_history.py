@@ -58,11 +58,22 @@ def resumed_run(tmp_path_factory):
         before = len(events(run_dir))
         code, out, err = cli_main(["resume", run_dir, "--headless"])
     assert code == 0, out + err
-    return run_dir, events(run_dir)[before:]
+    return run_dir, events(run_dir)[before:], out
+
+
+def test_the_last_line_of_a_resumed_run_says_whose_time_it_gives(resumed_run):
+    """4 epochs done, but the time is the resuming process's (epochs 3 and 4): it must not read as
+    the time all 4 epochs took."""
+    run_dir, resumed_part, out = resumed_run
+    end = next(e for e in resumed_part if isinstance(e, ev.RunFinished))
+    assert end.start_epoch == 2
+    last = [line for line in out.splitlines() if "run finished after" in line]
+    assert len(last) == 1 and "run finished after 4 epochs (" in last[0], out
+    assert " since it resumed after epoch 2)" in last[0], last[0]
 
 
 def test_the_resumed_processs_console_shows_every_epoch(resumed_run):
-    run_dir, resumed_part = resumed_run
+    run_dir, resumed_part, _ = resumed_run
     report = json.loads((run_dir / "report.json").read_text())
     state = replay(resumed_part)
     assert state.epochs_done == (1, 2, 3, 4)
@@ -77,7 +88,7 @@ def test_the_resumed_processs_console_shows_every_epoch(resumed_run):
 
 
 def test_a_replay_of_the_whole_log_shows_each_epoch_once(resumed_run):
-    run_dir, resumed_part = resumed_run
+    run_dir, resumed_part, _ = resumed_run
     whole = replay(events(run_dir))
     only_resumed = replay(resumed_part)
     for field in ("epochs_done", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_lrs", "best_epoch"):
@@ -87,7 +98,7 @@ def test_a_replay_of_the_whole_log_shows_each_epoch_once(resumed_run):
 
 
 def test_the_early_stopping_panel_continues_from_the_checkpoint(resumed_run):
-    run_dir, resumed_part = resumed_run
+    run_dir, resumed_part, _ = resumed_run
     start = next(e for e in resumed_part if isinstance(e, ev.RunStarted))
     before = [u for u in of(run_dir, "EarlyStopUpdate") if u.epoch <= 2][-1]
     state = replay(resumed_part[:resumed_part.index(start) + 1])  # right after the resumed RunStarted

@@ -130,8 +130,10 @@ def _run_finished(e: ev.RunFinished) -> Line:
     elif e.best_epoch:
         best = f"; best val acc {e.best_val_acc:.2f}% at epoch {e.best_epoch}"
     level = GOOD if status.counts_as_done else WARNING
-    return Line(level, f"run {status.words} after {fmt.plural(e.epochs_completed, 'epoch')} "
-                       f"in {fmt.duration(e.elapsed)}{best}")
+    took = f"in {fmt.duration(e.elapsed)}"
+    if e.start_epoch:  # a resumed run: the time is this session's, not the whole run's
+        took = f"({fmt.duration(e.elapsed)} since it resumed after epoch {e.start_epoch})"
+    return Line(level, f"run {status.words} after {fmt.plural(e.epochs_completed, 'epoch')} {took}{best}")
 
 
 def _run_failed(e: ev.RunFailed) -> Line:

@@ -275,6 +275,7 @@ class RunFinished(Event):
     last_checkpoint: str = ""
     best_val_loss: float | None = None  # of the best epoch
     monitor: str = "val_acc"  # what chose the best epoch (see EpochEnd)
+    start_epoch: int = 0  # epochs done before this session (as RunStarted): `elapsed` is this session's
 
 
 @dataclass(frozen=True)

@@ -281,7 +281,7 @@ class Trainer:
         self.lr.apply(state)
         self._emit_started()
         self.checkpointing.restore_missing_periodic(self._parts, state, resumed_mid_epoch)
-        run_started = time.perf_counter()
+        run_started, start_epoch = time.perf_counter(), state.epoch
         status, want_report = Status.FINISHED, True
         first_epoch = state.epoch + 1
         if es is not None and es.stopped:
@@ -305,7 +305,7 @@ class Trainer:
         self.emit(ev.RunFinished(status=status, epochs_completed=state.epoch, best_epoch=state.best_epoch,
                                  best_val_acc=state.best_val_acc, elapsed=time.perf_counter() - run_started,
                                  last_checkpoint=self.checkpointing.newest(), best_val_loss=state.best_val_loss,
-                                 monitor=state.monitor))
+                                 monitor=state.monitor, start_epoch=start_epoch))
 
     def _run_epoch(self, epoch: int) -> bool:
         """One epoch end to end. Returns False when early stopping ends the run."""
