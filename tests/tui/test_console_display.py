@@ -18,7 +18,7 @@ from tui_trainer.frontends.tui.store import StateStore
 from tui_trainer.frontends.tui.widgets.dialogs import HelpScreen
 from tui_trainer.state import replay
 
-from .screen import region_text, screen_lines
+from .screen import region_text, screen_lines, screen_text
 
 MEDIUM, SMALL = (120, 36), (80, 24)
 
@@ -255,3 +255,18 @@ async def test_save_and_lr_change_while_paused_are_confirmed_when_the_engine_act
         assert f"learning rate now {new_lr}" in "\n".join(screen_lines(app))
         assert new_lr in region_text(app, app.query_one("#lr-text"))
         assert app.store.snapshot().status == "PAUSED"
+
+
+# ----- a terminal too small says what the run is doing, not always "training continues" -----
+@pytest.mark.parametrize("scene, says", [("running", "training continues"),
+                                         ("paused", "training is paused"),
+                                         ("early-stopped", "the run has ended")])
+async def test_terminal_too_small_says_what_the_run_is_doing(scene, says):
+    app = scene_app(scene)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "terminal too small" in shown
+        assert says in shown, shown
+        if scene != "running":
+            assert "training continues" not in shown

@@ -37,6 +37,20 @@ CONTROL_ACTIONS = ("pause", "resume", "stop", "checkpoint", "lr_up", "lr_down")
 FOLLOW_INTERVAL = 0.5  # seconds between reads of a followed run's events.jsonl
 
 
+def too_small_text(state: RunState, stale: bool) -> str:
+    """What a terminal below the minimum shows: the size it needs and what the run does meanwhile
+    (a paused or ended run does not train on)."""
+    if stale:
+        doing = "the run is not running"
+    elif not state.active:
+        doing = "the run has ended"
+    elif state.run_status is Status.PAUSED:
+        doing = "training is paused"
+    else:
+        doing = "training continues"
+    return f"terminal too small\nneeds at least {MIN_WIDTH}x{MIN_HEIGHT}\n{doing}"
+
+
 class StateWake(Message):
     """A lifecycle event arrived: redraw now rather than at the next poll."""
 
@@ -146,8 +160,7 @@ class TrainerApp(App[int]):
                             yield SystemPanel(id="system", classes="panel")
                     yield EventsPanel(id="events", classes="panel")
                 yield ReportPanel(id="report", classes="panel")
-        yield Static(f"terminal too small\nneeds at least {MIN_WIDTH}x{MIN_HEIGHT}\ntraining continues",
-                     id="too-small")
+        yield Static(too_small_text(self.store.snapshot(), stale=False), id="too-small")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -223,6 +236,7 @@ class TrainerApp(App[int]):
         self.query_one(StatusHeader).annotate(self.requested or ("NOT RUNNING · no end recorded" if stale else ""),
                                               self.source_note)
         self.query_one(ProgressPanel).stale = stale
+        self.query_one("#too-small", Static).update(too_small_text(state, stale))
         with self.batch_update():
             for panel in self._panels:
                 panel.show(state)
