@@ -270,3 +270,28 @@ async def test_terminal_too_small_says_what_the_run_is_doing(scene, says):
         assert says in shown, shown
         if scene != "running":
             assert "training continues" not in shown
+
+
+# ----- a resize while a dialog is open lays the dashboard out for the new size -----
+@pytest.mark.parametrize("dialog", ["q", "question_mark"])
+async def test_resize_under_a_dialog_lays_the_dashboard_out_for_the_new_size(dialog):
+    expected = scene_app("running")
+    async with expected.run_test(size=MEDIUM) as pilot:
+        await pilot.pause()
+        medium_screen = screen_text(expected)
+    app = scene_app("running")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.press(dialog)
+        await pilot.pause()
+        await pilot.resize_terminal(*MEDIUM)
+        await pilot.pause()
+        await pilot.press("escape" if dialog == "question_mark" else "n")
+        await pilot.pause()
+        assert screen_text(app) == medium_screen
+        await pilot.press(dialog)
+        await pilot.pause()
+        await pilot.resize_terminal(40, 12)
+        await pilot.pause()
+        await pilot.press("escape" if dialog == "question_mark" else "n")
+        await pilot.pause()
+        assert "terminal too small" in screen_text(app)

@@ -189,11 +189,13 @@ class TrainerApp(App[int]):
         self._apply_size(event.size.width, event.size.height)
 
     def _apply_size(self, width: int, height: int) -> None:
-        screen = self.screen
+        # The dashboard's screen, also while a dialog is on top of it (self.screen is then the
+        # dialog): it must be laid out for the size it will be seen at once the dialog closes.
+        screen = self.screen_stack[0]
         screen.set_class(width < MIN_WIDTH or height < MIN_HEIGHT, "-too-small")
         screen.set_class(height < 32, "-compact")
         screen.set_class(width < 110 and height >= 32, "-narrow")
-        self.query_one(ReportPanel).set_class(width < 110, "-stacked")
+        screen.query_one(ReportPanel).set_class(width < 110, "-stacked")
         self.refresh_view(force=True)
 
     # ----- state to screen -----
