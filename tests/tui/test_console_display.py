@@ -295,3 +295,23 @@ async def test_resize_under_a_dialog_lays_the_dashboard_out_for_the_new_size(dia
         await pilot.press("escape" if dialog == "question_mark" else "n")
         await pilot.pause()
         assert "terminal too small" in screen_text(app)
+
+
+# ----- q while paused does not say the run is training -----
+async def test_quit_while_paused_says_the_run_is_paused():
+    app = scene_app("paused")
+    async with app.run_test(size=MEDIUM) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "Training is paused, not finished." in shown
+        assert "still running" not in shown and "keep training" not in shown
+        assert "the run stays paused" in shown
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.control.paused
+    app = scene_app("running")
+    async with app.run_test(size=MEDIUM) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        assert "Training is still running." in screen_text(app)

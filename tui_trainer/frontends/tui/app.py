@@ -390,7 +390,7 @@ class TrainerApp(App[int]):
             return
         if isinstance(self.screen, QuitScreen):
             return
-        self.push_screen(QuitScreen(), self._quit_chosen)
+        self.push_screen(QuitScreen(paused=self.store.snapshot().run_status is Status.PAUSED), self._quit_chosen)
 
     def _quit_chosen(self, choice: str | None) -> None:
         if choice == "quit":
