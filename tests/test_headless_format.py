@@ -110,3 +110,11 @@ def test_one_step_an_epoch_reads_as_one_step():
     out = printed([dataclasses.replace(started, steps_per_epoch=1, num_epochs=2)])
     assert "2 epochs (1 step each)" in out and "1 steps" not in out
     assert "(391 steps each)" in printed([started])
+
+
+def test_a_class_count_not_known_at_the_start_is_not_printed_as_zero():
+    started = next(e for e in cifar_run(0, 0) if isinstance(e, ev.RunStarted))
+    out = printed([dataclasses.replace(started, num_classes=0, class_names=())])
+    data_line = next(line for line in out.splitlines() if line.strip().startswith("data"))
+    assert "0 classes" not in data_line and data_line.endswith("10,000 validation")
+    assert "10,000 validation, 10 classes" in printed([started])

@@ -18,7 +18,7 @@ from tui_trainer.frontends.tui.store import StateStore
 from tui_trainer.frontends.tui.widgets.dialogs import HelpScreen
 from tui_trainer.state import replay
 
-from .screen import region_text, screen_lines
+from .screen import region_text, screen_lines, screen_text
 
 MEDIUM, SMALL = (120, 36), (80, 24)
 
@@ -255,3 +255,63 @@ async def test_save_and_lr_change_while_paused_are_confirmed_when_the_engine_act
         assert f"learning rate now {new_lr}" in "\n".join(screen_lines(app))
         assert new_lr in region_text(app, app.query_one("#lr-text"))
         assert app.store.snapshot().status == "PAUSED"
+
+
+# ----- a terminal too small says what the run is doing, not always "training continues" -----
+@pytest.mark.parametrize("scene, says", [("running", "training continues"),
+                                         ("paused", "training is paused"),
+                                         ("early-stopped", "the run has ended")])
+async def test_terminal_too_small_says_what_the_run_is_doing(scene, says):
+    app = scene_app(scene)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "terminal too small" in shown
+        assert says in shown, shown
+        if scene != "running":
+            assert "training continues" not in shown
+
+
+# ----- a resize while a dialog is open lays the dashboard out for the new size -----
+@pytest.mark.parametrize("dialog", ["q", "question_mark"])
+async def test_resize_under_a_dialog_lays_the_dashboard_out_for_the_new_size(dialog):
+    expected = scene_app("running")
+    async with expected.run_test(size=MEDIUM) as pilot:
+        await pilot.pause()
+        medium_screen = screen_text(expected)
+    app = scene_app("running")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.press(dialog)
+        await pilot.pause()
+        await pilot.resize_terminal(*MEDIUM)
+        await pilot.pause()
+        await pilot.press("escape" if dialog == "question_mark" else "n")
+        await pilot.pause()
+        assert screen_text(app) == medium_screen
+        await pilot.press(dialog)
+        await pilot.pause()
+        await pilot.resize_terminal(40, 12)
+        await pilot.pause()
+        await pilot.press("escape" if dialog == "question_mark" else "n")
+        await pilot.pause()
+        assert "terminal too small" in screen_text(app)
+
+
+# ----- q while paused does not say the run is training -----
+async def test_quit_while_paused_says_the_run_is_paused():
+    app = scene_app("paused")
+    async with app.run_test(size=MEDIUM) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "Training is paused, not finished." in shown
+        assert "still running" not in shown and "keep training" not in shown
+        assert "the run stays paused" in shown
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.control.paused
+    app = scene_app("running")
+    async with app.run_test(size=MEDIUM) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        assert "Training is still running." in screen_text(app)

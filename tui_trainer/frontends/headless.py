@@ -63,7 +63,10 @@ class HeadlessPrinter:
         gpu = f" [{e.device_name}]" if e.device_name and e.device_name != e.device else ""
         ws = f", {e.world_size} processes" if e.world_size > 1 else ""
         p(f"  device     {e.device}{gpu}, precision {e.precision}{ws}")
-        p(f"  data       {e.dataset}: {e.train_size:,} train / {e.val_size:,} validation, {e.num_classes} classes")
+        # a script's Trainer given neither class_names nor num_classes learns the count only
+        # from its first validation: no "0 classes" before then
+        classes = f", {e.num_classes} classes" if e.num_classes else ""
+        p(f"  data       {e.dataset}: {e.train_size:,} train / {e.val_size:,} validation{classes}")
         p(f"  model      {e.model}, {e.num_params:,} parameters")
         recipe = (f"{e.optimizer} lr {fmt.lr(e.lr)} wd {e.weight_decay:g}, scheduler {e.scheduler}, batch {e.batch_size}"
                   + (f" x {e.accum_steps} accumulated" if e.accum_steps > 1 else "")

@@ -37,6 +37,20 @@ CONTROL_ACTIONS = ("pause", "resume", "stop", "checkpoint", "lr_up", "lr_down")
 FOLLOW_INTERVAL = 0.5  # seconds between reads of a followed run's events.jsonl
 
 
+def too_small_text(state: RunState, stale: bool) -> str:
+    """What a terminal below the minimum shows: the size it needs and what the run does meanwhile
+    (a paused or ended run does not train on)."""
+    if stale:
+        doing = "the run is not running"
+    elif not state.active:
+        doing = "the run has ended"
+    elif state.run_status is Status.PAUSED:
+        doing = "training is paused"
+    else:
+        doing = "training continues"
+    return f"terminal too small\nneeds at least {MIN_WIDTH}x{MIN_HEIGHT}\n{doing}"
+
+
 class StateWake(Message):
     """A lifecycle event arrived: redraw now rather than at the next poll."""
 
@@ -146,8 +160,7 @@ class TrainerApp(App[int]):
                             yield SystemPanel(id="system", classes="panel")
                     yield EventsPanel(id="events", classes="panel")
                 yield ReportPanel(id="report", classes="panel")
-        yield Static(f"terminal too small\nneeds at least {MIN_WIDTH}x{MIN_HEIGHT}\ntraining continues",
-                     id="too-small")
+        yield Static(too_small_text(self.store.snapshot(), stale=False), id="too-small")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -176,11 +189,13 @@ class TrainerApp(App[int]):
         self._apply_size(event.size.width, event.size.height)
 
     def _apply_size(self, width: int, height: int) -> None:
-        screen = self.screen
+        # The dashboard's screen, also while a dialog is on top of it (self.screen is then the
+        # dialog): it must be laid out for the size it will be seen at once the dialog closes.
+        screen = self.screen_stack[0]
         screen.set_class(width < MIN_WIDTH or height < MIN_HEIGHT, "-too-small")
         screen.set_class(height < 32, "-compact")
         screen.set_class(width < 110 and height >= 32, "-narrow")
-        self.query_one(ReportPanel).set_class(width < 110, "-stacked")
+        screen.query_one(ReportPanel).set_class(width < 110, "-stacked")
         self.refresh_view(force=True)
 
     # ----- state to screen -----
@@ -223,6 +238,7 @@ class TrainerApp(App[int]):
         self.query_one(StatusHeader).annotate(self.requested or ("NOT RUNNING · no end recorded" if stale else ""),
                                               self.source_note)
         self.query_one(ProgressPanel).stale = stale
+        self.query_one("#too-small", Static).update(too_small_text(state, stale))
         with self.batch_update():
             for panel in self._panels:
                 panel.show(state)
@@ -374,7 +390,7 @@ class TrainerApp(App[int]):
             return
         if isinstance(self.screen, QuitScreen):
             return
-        self.push_screen(QuitScreen(), self._quit_chosen)
+        self.push_screen(QuitScreen(paused=self.store.snapshot().run_status is Status.PAUSED), self._quit_chosen)
 
     def _quit_chosen(self, choice: str | None) -> None:
         if choice == "quit":

@@ -262,7 +262,7 @@ class AttachApp(TrainerApp):
             return
         if isinstance(self.screen, DetachScreen):
             return
-        self.push_screen(DetachScreen(), self._detach_chosen)
+        self.push_screen(DetachScreen(paused=self.store.snapshot().run_status is Status.PAUSED), self._detach_chosen)
 
     def _detach_chosen(self, choice: str | None) -> None:
         if choice == "detach":

@@ -129,16 +129,25 @@ class ChoiceScreen(ModalScreen[str]):
     BINDINGS (each `choose('name')`) and CHOICES, the (key, what it does) lines shown."""
 
     QUESTION = "Training is still running."
+    PAUSED_QUESTION = "Training is paused, not finished."
     CHOICES: tuple[tuple[str, str], ...] = ()
+    #: the lines of CHOICES said otherwise while the run is paused (it does not train on)
+    PAUSED_CHOICES: dict[str, str] = {}
     DEFAULT_CSS = """
     ChoiceScreen { align: center middle; }
     ChoiceScreen > Vertical { width: 64; height: auto; border: thick $warning; padding: 1 2; background: $surface; }
     """
 
+    def __init__(self, paused: bool = False) -> None:
+        super().__init__()
+        self.paused = paused
+
     def compose(self) -> ComposeResult:
+        question = self.PAUSED_QUESTION if self.paused else self.QUESTION
+        choices = [(key, self.PAUSED_CHOICES.get(key, text) if self.paused else text) for key, text in self.CHOICES]
         with Vertical():
-            yield Static(f"[b]{self.QUESTION}[/b]\n")
-            yield Static("\n".join(f"[b $text-accent]{key}[/] {text}" for key, text in self.CHOICES))
+            yield Static(f"[b]{question}[/b]\n")
+            yield Static("\n".join(f"[b $text-accent]{key}[/] {text}" for key, text in choices))
 
     def action_choose(self, choice: str) -> None:
         self.dismiss(choice)
@@ -155,3 +164,4 @@ class QuitScreen(ChoiceScreen):
     CHOICES = (("y", "quit now: save last.pth (resume with tui-trainer resume)"),
                ("s", "stop early: save, evaluate, show the final report"),
                ("n", "keep training"))
+    PAUSED_CHOICES = {"n": "stay: the run stays paused"}
