@@ -172,6 +172,27 @@ def test_grad_scaler_and_early_stopping_state_survive_a_resume(tmp_path):
     assert trainer.epoch == 2 and trainer.best_epoch == saved["best_epoch"]
 
 
+@pytest.mark.parametrize("draws", [0, 1, 3])
+def test_pythons_generator_starts_training_from_the_seed_whatever_building_drew(tmp_path, monkeypatch, draws):
+    """A module imported while the data is built may draw from Python's generator (rich.style does
+    on import, and the console has imported it before the plain log has): training must start
+    from the same state of that generator either way."""
+    from tui_trainer import run_parts
+    from tui_trainer.config import make_config
+    from tui_trainer.runner import build_trainer
+
+    real = run_parts.BuiltinParts.build_data
+
+    def build_data(self, *args, **kwargs):
+        for _ in range(draws):
+            random.getrandbits(24)  # what an import with that side effect does
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(run_parts.BuiltinParts, "build_data", build_data)
+    build_trainer(make_config("digits", model="mlp", seed=5, epochs=1), tmp_path / "run", [], None, lambda e: None)
+    assert random.random() == random.Random(5).random()  # the seed's own first number, however many were drawn
+
+
 def test_resume_with_more_epochs_continues_and_without_refuses_a_finished_run(tmp_path):
     run_dir = tmp_path / "run"
     assert cli_main(tiny_run_args(run_dir, 2))[0] == 0

@@ -124,6 +124,13 @@ def build_trainer(config: RunConfig, run_dir: Path, sinks: Sequence[ev.Sink], co
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = parts.build_optimizer(config, model.parameters(), device)
+    if config.seed is not None:
+        # Building may import modules that draw from Python's generator as they load (rich.style
+        # does), and which were loaded already depends on the view (the console has loaded rich,
+        # the plain log has not): training starts from the seed's own state of that generator, so
+        # an augmentation using `random` draws the same numbers whichever view runs. NumPy's and
+        # torch's generators are left as building left them (the data split, the weights).
+        random.seed(config.seed + rank)
     if device.type == "cuda":
         # Every batch but an epoch's last has one shape: cuDNN's benchmark picks the fastest
         # algorithm for it once (unmeasured here: README, Performance).
