@@ -80,6 +80,16 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--print-config", action="store_true", help="print the resolved settings as TOML and exit")
 
 
+def run_flag_settings() -> dict[str, str]:
+    """Every long flag of `tui-trainer run`, as a config key would spell it (`no_download`), and the
+    setting it sets (`download`): a config file's unknown key may be a flag that no file can hold."""
+    p = argparse.ArgumentParser(add_help=False)
+    _add_training_flags(p)
+    _add_output_flags(p)
+    return {option[2:].replace("-", "_"): action.dest for action in p._actions
+            for option in action.option_strings if option.startswith("--")}
+
+
 def _add_threads_flag(g) -> None:
     g.add_argument("--threads", type=int, help="CPU threads for torch's operators (default: torch's choice, one per "
                                                "core; see the README on busy machines)")
