@@ -98,9 +98,10 @@ def own_frames(exc: BaseException, files: set[str] = frozenset()) -> str:
 
 
 def user_traceback(exc: BaseException, files: set[str]) -> str:
-    """A failure during the run: the user's frames of it (see own_frames); "" when none is on it
-    (our bug or torch's: the one line says it)."""
-    return own_frames(exc, files)
+    """A failure during the run: the user's frames of it (see own_frames); "" when the run loads
+    no code of the user's (`files` empty: a built-in model and dataset) or none of its frames is
+    on it (our bug or torch's: the one line says it)."""
+    return own_frames(exc, files) if files else ""
 
 
 def print_user_traceback(exc) -> None:
