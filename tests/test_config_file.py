@@ -105,3 +105,28 @@ def test_lr_find_survives_print_config_and_a_config_file(cli, tmp_path):
     assert via_file.extra.get(FIND_KEY)
     flag_wins = config_from_args(build_parser().parse_args(["run", "--config", str(path), "--lr", "0.01"]))
     assert flag_wins.lr == 0.01 and not flag_wins.extra.get(FIND_KEY)
+
+
+@pytest.mark.parametrize("key", ["headless", "detach", "print-config", "log-format", "tensorboard", "notify",
+                                 "on-hangup", "dist-timeout", "config"])
+def test_a_command_line_only_flag_in_a_file_is_called_a_flag_not_given_a_far_fetched_name(cli, tmp_path, key):
+    """`headless = true` got "did you mean threads?" and `on-hangup` "did you mean on-nan?"."""
+    path = write(tmp_path, f'dataset = "synthetic"\n{key} = true\n')
+    result = cli("run", "--config", path, "--run-dir", tmp_path / "run")
+    assert result.code == 2 and result.out == ""
+    (line,) = result.err.strip().splitlines()
+    assert f"'{key}' is a command-line flag, not a config key: pass --{key} on the command line" in line
+    assert "did you mean" not in line and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("no-download = true\n", "'no-download' is the flag --no-download; in a config file write download = false"),
+    ("no_restore_best = true\n", "is the flag --no-restore-best; in a config file write restore-best = false"),
+    ("warmup = 3\n", "unknown setting 'warmup'; the keys are"),  # not "did you mean amp?"
+    ("threadz = 1\n", "unknown setting 'threadz' (did you mean threads?)"),
+])
+def test_unknown_keys_get_a_suggestion_only_when_it_is_close(cli, tmp_path, text, expected):
+    result = cli("run", "--config", write(tmp_path, 'dataset = "synthetic"\n' + text), "--print-config")
+    assert result.code == 2 and result.out == ""
+    (line,) = result.err.strip().splitlines()
+    assert expected in line

@@ -387,3 +387,41 @@ def test_eval_scores_an_experiment_run_with_its_copy_as_its_report_did(cli, tmp_
         assert got[key] == report[key], key
     assert got["epoch"] == report["best_epoch"] and got["samples"] == 30
     assert digest(tmp_path) == before
+
+
+def test_a_forward_that_fails_shows_the_users_frames_without_torchs_module_calls(cli, tmp_path):
+    """torch's nn.Module __call__ frames sat above the user's forward() and between its lines."""
+    exp = write_experiment(tmp_path / "exp.py", extra='''
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.layer = nn.Linear(8, CLASSES)
+
+            def forward(self, x):
+                return crop_and_apply(self.layer, x)
+
+        def crop_and_apply(layer, x):
+            return layer(x[:, :7])
+
+        def build_model(cfg):
+            return Net()
+    ''')
+    result = cli("run", exp, *FAST, "--run-dir", tmp_path / "run")
+    assert result.code == 1
+    frames = result.err.split("Traceback (most recent call last)")[1].split("RuntimeError")[0]
+    assert "in forward" in frames and "in crop_and_apply" in frames
+    assert "torch" not in frames.replace("torch and tui-trainer left out", "") and "tui_trainer" not in frames
+    assert "RuntimeError: mat1 and mat2 shapes cannot be multiplied" in result.err
+
+
+def test_a_loss_that_fails_inside_torch_names_build_loss_not_torchs_frames(cli, tmp_path):
+    exp = write_experiment(tmp_path / "exp.py", extra='''
+        def build_loss(cfg):
+            return nn.MSELoss()  # (batch, classes) outputs against class indices: torch raises
+    ''')
+    result = cli("run", exp, *FAST, "--run-dir", tmp_path / "run")
+    assert result.code == 1
+    assert "site-packages" not in result.err and "Traceback" not in result.err
+    lines = result.err.strip().splitlines()
+    assert "no line of your code is on its traceback" in lines[-2]
+    assert lines[-1].startswith("tui-trainer: error: the loss build_loss(cfg) returned in exp.py raised RuntimeError")

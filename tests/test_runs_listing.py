@@ -117,3 +117,15 @@ def test_the_commands_printed_to_copy_keep_a_run_directory_with_a_space_one_word
     result = cli("ctl", "my run", "status")
     assert result.code == 2 and "resume with: tui-trainer resume 'runs/my run'" in result.err
     assert "`tui-trainer resume 'runs/my run'` continues it" in cli("show", "runs/my run").out
+
+
+def test_ls_on_one_run_directory_lists_that_run(runs, cli, monkeypatch):
+    """`ls runs/NAME` (a run, not a folder of runs) said "no runs under runs/NAME/"."""
+    result = cli("ls", "runs/dead/")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert lines[0].startswith("NAME") and lines[1].startswith("dead ") and "crashed" in lines[1]
+    assert "no runs" not in result.out and not any(line.startswith(("live", "done")) for line in lines)
+    assert [e["name"] for e in json.loads(cli("ls", "runs/done", "--json").out)] == ["done"]
+    monkeypatch.chdir(runs[0] / "done")  # from inside the run directory
+    assert [e["name"] for e in json.loads(cli("ls", ".", "--json").out)] == ["done"]

@@ -80,6 +80,16 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--print-config", action="store_true", help="print the resolved settings as TOML and exit")
 
 
+def run_flag_settings() -> dict[str, str]:
+    """Every long flag of `tui-trainer run`, as a config key would spell it (`no_download`), and the
+    setting it sets (`download`): a config file's unknown key may be a flag that no file can hold."""
+    p = argparse.ArgumentParser(add_help=False)
+    _add_training_flags(p)
+    _add_output_flags(p)
+    return {option[2:].replace("-", "_"): action.dest for action in p._actions
+            for option in action.option_strings if option.startswith("--")}
+
+
 def _add_threads_flag(g) -> None:
     g.add_argument("--threads", type=int, help="CPU threads for torch's operators (default: torch's choice, one per "
                                                "core; see the README on busy machines)")
@@ -159,8 +169,49 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if dataset is None:
         raise UserError("no dataset: give one (`tui-trainer run cifar10`, or a folder of images), or set "
                         "dataset in the --config file")
+    _refuse_settings_for_other_datasets(dataset, flags, from_file, getattr(args, "config", None))
     config = make_config(dataset, **overrides)
     return request_find(config) if find_lr else config
+
+
+# Settings that mean something for some datasets only, and the datasets they apply to: given for
+# another dataset they would be ignored without a word, so they are refused instead.
+SYNTHETIC, FOLDER, EXPERIMENT = "the synthetic dataset", "a folder of images", "an experiment file"
+DATASET_SETTINGS = {
+    "synthetic_shape": (SYNTHETIC,), "synthetic_classes": (SYNTHETIC,), "synthetic_train": (SYNTHETIC,),
+    "synthetic_val": (SYNTHETIC,), "val_split": (FOLDER,), "image_size": (FOLDER,), "memory_budget": (FOLDER,),
+    "workers": (FOLDER, EXPERIMENT),
+}
+
+
+def _dataset_kind(dataset: str) -> str | None:
+    from .config import is_image_folder
+    from .experiment import is_experiment_file
+
+    if dataset == "synthetic":
+        return SYNTHETIC
+    if is_experiment_file(dataset):
+        return EXPERIMENT
+    return FOLDER if is_image_folder(dataset) else None
+
+
+def _refuse_settings_for_other_datasets(dataset: str, flags: dict, from_file: dict, config_path) -> None:
+    """A dataset-specific flag given for another dataset, or such a key in the --config file set to
+    anything but its default (what --print-config writes for every dataset), is one line."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    kind = _dataset_kind(dataset)
+    for key, kinds in DATASET_SETTINGS.items():
+        if kind in kinds:
+            continue
+        if flags.get(key) is not None:
+            given = f"--{key.replace('_', '-')}"
+        elif from_file.get(key, defaults[key]) != defaults[key]:
+            given = f"{key.replace('_', '-')} (in {config_path})"
+        else:
+            continue
+        raise UserError(f"{given} applies to {' or '.join(kinds)}, not to {dataset}")
 
 
 def wants_tui(args: argparse.Namespace) -> bool:

@@ -85,16 +85,33 @@ def _convert_file_value(path: Path, key: str, value: Any) -> Any:
 FIND = "find"  # lr = "find": the LR range test first, as `--lr find` (what --print-config writes for it)
 
 
-def _settings(path: Path, data: dict) -> dict[str, Any]:
-    from .models.spec import did_you_mean
+SUGGEST_CUTOFF = 0.8  # difflib's ratio: 'batchsize' -> batch-size (0.95), never 'headless' -> threads (0.67)
 
+
+def _unknown(path: Path, raw_key: str, key: str) -> UserError:
+    from .cli_parser import run_flag_settings
+
+    dest = run_flag_settings().get(key)
+    if dest in KEYS:  # a negating flag: --no-download is download = false
+        return UserError(f"{path}: '{raw_key}' is the flag --{_flag(key)}; in a config file write "
+                         f"{_flag(dest)} = false")
+    if dest is not None:  # --headless, --detach, --print-config, ...: how to run, not what to train
+        return UserError(f"{path}: '{raw_key}' is a command-line flag, not a config key: pass --{_flag(key)} "
+                         "on the command line")
+    from .models.spec import closest
+
+    matches = closest(_flag(key), sorted(_flag(k) for k in KEYS), cutoff=SUGGEST_CUTOFF)
+    hint = f" (did you mean {', '.join(matches)}?)" if matches else ""
+    return UserError(f"{path}: unknown setting '{raw_key}'{hint}; the keys are the flags of `tui-trainer run "
+                     "--help` without the dashes in front")
+
+
+def _settings(path: Path, data: dict) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for raw_key, value in data.items():
         key = raw_key.replace("-", "_")
         if key not in KEYS:
-            names = sorted(_flag(k) for k in KEYS)
-            raise UserError(f"{path}: unknown setting '{raw_key}'{did_you_mean(_flag(key), names)}; the keys are the "
-                            "flags of `tui-trainer run --help` without the dashes in front")
+            raise _unknown(path, raw_key, key)
         if key in settings:
             raise UserError(f"{path}: '{raw_key}' is set twice (as {_flag(key)} and {key})")
         settings[key] = value

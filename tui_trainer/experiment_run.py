@@ -303,7 +303,9 @@ def preflight(config, resume_dir: Path | None = None) -> None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         x, y = (t.to(device) for t in parts.sample)
         out = _call(parts.label, "the model's forward()", model, x)
-        value = _call(parts.label, "the loss", loss_fn, out, y)
+        loss_name = "the loss build_loss(cfg) returned" if hasattr(parts.module, "build_loss") else \
+            "the default loss (cross-entropy) on the model's output"
+        value = _call(parts.label, loss_name, loss_fn, out, y)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise UserError(f"{parts.label}: the loss returned {_what(value)}, not a single-value tensor")
         del optimizer

@@ -4,6 +4,7 @@ pretrained weights cached, the user's factory returns a module with the right ou
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -57,31 +58,64 @@ def user_code_files(config, run_dir) -> set[str]:
     return files
 
 
-def user_traceback(exc: BaseException, files: set[str]) -> str:
-    """The traceback from the first frame in one of `files` (the user's own code) down to where
-    it raised; "" when none is on it (our bug or torch's: the one line says it)."""
+def _library_dirs() -> tuple[str, ...]:
+    """Where code that is not the user's lives: tui-trainer itself, the standard library and the
+    installed packages (torch above all)."""
+    import site
+    import sysconfig
+
+    dirs = {Path(__file__).resolve().parent}
+    paths = [sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")]
+    for path in [*paths, site.getusersitepackages() if hasattr(site, "getusersitepackages") else None]:
+        if path:
+            dirs.add(Path(path).resolve())
+    return tuple(f"{d}{os.sep}" for d in dirs)
+
+
+def _is_users(filename: str, files: set[str], library: tuple[str, ...]) -> bool:
+    if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>
+        return False
+    path = str(Path(filename).resolve())
+    return path in files or not path.startswith(library)
+
+
+def own_frames(exc: BaseException, files: set[str] = frozenset()) -> str:
+    """exc's traceback with only the user's frames (their files, and `files`: an installed factory
+    module), then its last line; torch's nn.Module calls and tui-trainer's frames between and
+    around them are left out. "" when none of the user's frames is on it."""
     import traceback
 
-    tb = exc.__traceback__
-    while tb is not None:
-        if str(Path(tb.tb_frame.f_code.co_filename).resolve()) in files:
-            return "".join(traceback.format_exception(type(exc), exc, tb))
-        tb = tb.tb_next
-    return ""
+    library = _library_dirs()
+    summary = traceback.extract_tb(exc.__traceback__)
+    own = [frame for frame in summary if _is_users(frame.filename, files, library)]
+    if not own:
+        return ""
+    left_out = len(summary) - len(own)
+    header = "Traceback (most recent call last):" + (f" your frames only, {left_out} of torch and tui-trainer "
+                                                     "left out" if left_out else "") + "\n"
+    return (header + "".join(traceback.StackSummary.from_list(own).format())
+            + "".join(traceback.format_exception_only(type(exc), exc)))
+
+
+def user_traceback(exc: BaseException, files: set[str]) -> str:
+    """A failure during the run: the user's frames of it (see own_frames); "" when the run loads
+    no code of the user's (`files` empty: a built-in model and dataset) or none of its frames is
+    on it (our bug or torch's: the one line says it)."""
+    return own_frames(exc, files) if files else ""
 
 
 def print_user_traceback(exc) -> None:
-    """The user's exception with the frames of their code, not ours (tui-trainer's frames above
-    theirs are left out), then one line saying what raised it."""
+    """The user's exception with the frames of their code only, then one line saying what raised
+    it. When none of their lines is on it (torch raised, called with their model or loss), the
+    exception's own line, and that the line below names the code of theirs it came from."""
     import traceback
 
     from .event_io import printable
 
     cause = exc.__cause__ or exc
-    here = str(Path(__file__).resolve().parent)  # the tui_trainer package
-    tb = cause.__traceback__
-    while tb is not None and tb.tb_next is not None and \
-            str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(here):
-        tb = tb.tb_next
-    traceback.print_exception(type(cause), cause, tb, file=sys.stderr)
+    text = own_frames(cause)
+    if not text:
+        text = "".join(traceback.format_exception_only(type(cause), cause)) + \
+            "(raised inside torch: no line of your code is on its traceback)\n"
+    print(text, end="", file=sys.stderr)
     print(f"tui-trainer: error: {printable(str(exc))}", file=sys.stderr)

@@ -153,7 +153,8 @@ def run_entry(run_dir: Path, now: float | None = None) -> RunEntry:
     resumable = status in ("crashed", "interrupted") and has_checkpoint(run_dir)
     resume = f"tui-trainer resume {shlex.quote(str(run_dir))}" if resumable else ""  # a command to copy
     epoch = state.epoch if alive and state.active else (state.epochs_done[-1] if state.epochs_done else 0)
-    return RunEntry(name=run_dir.name, path=str(run_dir), status=status, pid=lock_pid(run_dir) if alive else None,
+    name = run_dir.name or run_dir.resolve().name  # `ls .` inside a run directory names it
+    return RunEntry(name=name, path=str(run_dir), status=status, pid=lock_pid(run_dir) if alive else None,
                     epoch=epoch, epochs=state.num_epochs, monitor=monitor,
                     best=best, best_epoch=state.best_epoch, started=started, duration=max(0.0, end_t - started),
                     resume=resume)

@@ -1,4 +1,5 @@
-"""`tui-trainer ls [DIR]`: the runs under runs/ (or DIR), newest first, and how each stands.
+"""`tui-trainer ls [DIR]`: the runs under runs/ (or DIR, or the run directory DIR), newest first,
+and how each stands.
 
 A run whose process is gone without recording an end shows as crashed, with the command that
 resumes it; `--json` prints one JSON array for scripts."""
@@ -14,9 +15,10 @@ from ..vocab import EXIT_OK
 
 def register(sub) -> None:
     p = sub.add_parser("ls", help="list runs under runs/ (or DIR), newest first, with their status",
-                       description="List the runs under runs/ (or DIR), newest first: name, status, epoch, best "
+                       description="List the runs under runs/ (or DIR, or the one run directory DIR), newest first: name, status, epoch, best "
                                    "metric, start time and duration.")
-    p.add_argument("dir", nargs="?", default=None, help="a folder of run directories (default runs/)")
+    p.add_argument("dir", nargs="?", default=None,
+                   help="a folder of run directories (default runs/), or one run directory")
     p.add_argument("--json", action="store_true", help="one JSON array of runs, for scripts")
     p.set_defaults(func=main)
 
@@ -37,12 +39,13 @@ def _status(entry) -> str:
 def main(args) -> int:
     from ..errors import UserError
     from ..event_io import printable
-    from ..runs_index import RUNS_ROOT, list_runs
+    from ..runs_index import RUNS_ROOT, is_run_dir, list_runs, run_entry
 
     root = Path(args.dir) if args.dir else RUNS_ROOT
     if args.dir and not root.is_dir():
         raise UserError(f"{args.dir} is not a directory")
-    entries = list_runs(root)
+    # `ls runs/NAME` names one run: list it, rather than the (no) runs inside it
+    entries = [run_entry(root)] if args.dir and is_run_dir(root) else list_runs(root)
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], indent=1))
         return EXIT_OK

@@ -38,8 +38,8 @@ def all_names() -> tuple[str, ...]:
     return tuple(catalog.MODELS) + torchvision_names.NAMES
 
 
-def closest(name: str, names, n: int = 3) -> list[str]:
-    return difflib.get_close_matches(name, list(names), n=n, cutoff=0.6)
+def closest(name: str, names, n: int = 3, cutoff: float = 0.6) -> list[str]:
+    return difflib.get_close_matches(name, list(names), n=n, cutoff=cutoff)
 
 
 def did_you_mean(name: str, names) -> str:
