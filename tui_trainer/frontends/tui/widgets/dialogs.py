@@ -109,8 +109,9 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
             yield Static(id="help-keys")
-            yield Static("\n[$text-disabled]dimmed: not available now[/] · [$text-muted]a saved run continues with "
-                         "tui-trainer resume RUN_DIR · esc closes this[/]", id="help-note")
+            # one line in the widest box (94 columns inside)
+            yield Static("\n[$text-disabled]dimmed: not available now[/] · [$text-muted]resume a saved run: "
+                         "tui-trainer resume RUN_DIR · esc closes[/]", id="help-note")
 
     def on_mount(self) -> None:
         self.query_one("#help-box").border_title = "Help"
