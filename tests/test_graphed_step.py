@@ -42,6 +42,8 @@ def make_model() -> torch.nn.Module:
 
 
 def make_optimizer(kind: str, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if kind == "adamw_plain":  # as the CPU builds it: not fused
+        return torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
     if kind == "sgd":
         return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01, fused=True)
     cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[kind]
@@ -261,3 +263,15 @@ def test_a_short_batch_seen_first_does_not_fix_the_buffers(blobs, one_torch_thre
     assert (backend.captures, backend.replays, part.eager_steps) == (1, 2, 1)
     losses, read_sizes, _ = window.read()
     assert read_sizes == sizes and len(losses) == 7 and state.global_step == 7
+
+
+def test_a_run_resumed_with_a_fused_optimizer_stays_fused_and_is_captured(blobs, one_torch_thread, tmp_path):
+    """`resume RUN --device cuda` of a run trained on the CPU: the optimizer is built fused on the
+    GPU, and the checkpoint's groups (written by a plain optimizer) must not turn that off; how the
+    optimizer runs belongs to this process, not to the file. The step is still captured."""
+    train(blobs, mode="off", optimizer="adamw_plain", epochs=1, save_dir=tmp_path / "cpu", halve_lr_at=None)
+    backend = EagerReplay(device_lr=True)
+    _, trainer, sink = train(blobs, mode="on", backend=backend, epochs=2, save_dir=tmp_path / "gpu",
+                             resume_from=tmp_path / "cpu" / "checkpoint_epoch_1.pth", halve_lr_at=None)
+    assert sink.of("RunStarted")[0].training_step.startswith("captured as a CUDA graph")
+    assert backend.captures == 1 and trainer.epoch == 2
