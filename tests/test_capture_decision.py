@@ -47,6 +47,14 @@ def test_on_falls_back_to_eager_with_the_reason(change, reason):
     assert decision.label == f"eager ({decision.reason})"
 
 
+def test_the_compile_reason_says_what_compile_does():
+    """--compile is torch.compile's default mode, which makes no CUDA graph: the reason must not
+    say it is a CUDA-graph path of its own."""
+    decision = decide_capture(replace(CAPTURABLE, compiled=True))
+    assert decision.reason == ("--cuda-graphs on, but --compile is on and a torch.compile'd model is not captured "
+                               "(use one or the other): training eagerly")
+
+
 def test_the_first_blocker_is_the_one_named():
     decision = decide_capture(replace(CAPTURABLE, device_type="cpu", accum_steps=4, precision="fp16"))
     assert "this run is on cpu" in decision.reason and "accum" not in decision.reason
