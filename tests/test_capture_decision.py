@@ -47,6 +47,14 @@ def test_on_falls_back_to_eager_with_the_reason(change, reason):
     assert decision.label == f"eager ({decision.reason})"
 
 
+def test_the_compile_reason_says_what_compile_does():
+    """--compile is torch.compile's default mode, which makes no CUDA graph: the reason must not
+    say it is a CUDA-graph path of its own."""
+    decision = decide_capture(replace(CAPTURABLE, compiled=True))
+    assert decision.reason == ("--cuda-graphs on, but --compile is on and a torch.compile'd model is not captured "
+                               "(use one or the other): training eagerly")
+
+
 def test_the_first_blocker_is_the_one_named():
     decision = decide_capture(replace(CAPTURABLE, device_type="cpu", accum_steps=4, precision="fp16"))
     assert "this run is on cpu" in decision.reason and "accum" not in decision.reason
@@ -124,3 +132,20 @@ def test_help_text_names_the_modes(capsys):
         main(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--cuda-graphs" in text and "EXPERIMENTAL" in text and "auto (default; eager until verified on a GPU)" in text
+
+
+def test_resume_takes_cuda_graphs_to_leave_an_experimental_capture(cli, tmp_path):
+    """`on` is experimental: a run resumed with --cuda-graphs off trains eagerly (that resume, as
+    --device); a bad mode is one line, exit 2, and the run directory is left as it was."""
+    run = tmp_path / "run"
+    assert cli("run", "digits", *TINY, "--cuda-graphs", "on", "--run-dir", run).code == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    bad = cli("resume", run, "--epochs", "2", "--headless", "--cuda-graphs", "always")
+    assert bad.code == 2
+    assert bad.err.strip() == "tui-trainer: error: unknown --cuda-graphs mode 'always'; choose one of: auto, on, off"
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    result = cli("resume", run, "--epochs", "2", "--headless", "--cuda-graphs", "off")
+    assert result.code == 0, result.err
+    assert "training step" not in result.out and "  step  " not in result.out
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert [e["training_step"] for e in events if e["event"] == "RunStarted"][-1] == ""

@@ -36,6 +36,16 @@ SENTENCES = [
     (STARTED, "info", "run started: digits / simplecnn on cpu"),
     (ev.RunStarted(**{**STARTED.__dict__, "resumed": True, "start_epoch": 2}), "info",
      "run resumed: digits / simplecnn on cpu, from epoch 2"),
+    # the console has no header line for the training step: its events panel says it
+    (ev.RunStarted(**{**STARTED.__dict__, "device": "cuda", "training_step": "eager (--cuda-graphs auto stays "
+                      "eager until a GPU run has verified the captured step; --cuda-graphs on tries it "
+                      "(experimental))"}), "info",
+     "run started: digits / simplecnn on cuda; training step eager (--cuda-graphs auto stays eager until a GPU run "
+     "has verified the captured step; --cuda-graphs on tries it (experimental))"),
+    (ev.RunStarted(**{**STARTED.__dict__, "device": "cuda",
+                      "training_step": "captured as a CUDA graph (--cuda-graphs on, experimental)"}), "info",
+     "run started: digits / simplecnn on cuda; training step captured as a CUDA graph (--cuda-graphs on, "
+     "experimental)"),
     (ev.EpochEnd(epoch=2, num_epochs=5, train_loss=0.5, train_acc=80.0, val_loss=0.31234, val_acc=85.0, lr=1e-3,
                  epoch_time=1.0, train_time=0.8, val_time=0.2, samples_per_sec=100.0, is_best=True, best_epoch=2,
                  best_val_acc=85.0, monitor="val_loss", t=2.0), "good", "new best: val_loss 0.3123 at epoch 2"),

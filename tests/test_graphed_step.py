@@ -42,6 +42,8 @@ def make_model() -> torch.nn.Module:
 
 
 def make_optimizer(kind: str, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if kind == "adamw_plain":  # as the CPU builds it: not fused
+        return torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
     if kind == "sgd":
         return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01, fused=True)
     cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[kind]
@@ -261,3 +263,55 @@ def test_a_short_batch_seen_first_does_not_fix_the_buffers(blobs, one_torch_thre
     assert (backend.captures, backend.replays, part.eager_steps) == (1, 2, 1)
     losses, read_sizes, _ = window.read()
     assert read_sizes == sizes and len(losses) == 7 and state.global_step == 7
+
+
+def test_a_run_resumed_with_a_fused_optimizer_stays_fused_and_is_captured(blobs, one_torch_thread, tmp_path):
+    """`resume RUN --device cuda` of a run trained on the CPU: the optimizer is built fused on the
+    GPU, and the checkpoint's groups (written by a plain optimizer) must not turn that off; how the
+    optimizer runs belongs to this process, not to the file. The step is still captured."""
+    train(blobs, mode="off", optimizer="adamw_plain", epochs=1, save_dir=tmp_path / "cpu", halve_lr_at=None)
+    backend = EagerReplay(device_lr=True)
+    _, trainer, sink = train(blobs, mode="on", backend=backend, epochs=2, save_dir=tmp_path / "gpu",
+                             resume_from=tmp_path / "cpu" / "checkpoint_epoch_1.pth", halve_lr_at=None)
+    assert sink.of("RunStarted")[0].training_step.startswith("captured as a CUDA graph")
+    assert backend.captures == 1 and trainer.epoch == 2
+
+
+class MeanOverLength(torch.nn.Module):
+    """A model for batches of sequences whose length varies from batch to batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(x.mean(dim=2))
+
+
+def test_batches_of_varying_shapes_are_said_to_train_eagerly(blobs, one_torch_thread):
+    """A loader with a fixed batch size whose batches differ in another dimension (sequences
+    padded per batch): the captured step takes one shape, every other batch trains eagerly, and
+    the run says so rather than claiming a captured step it mostly does not run."""
+    x, y = blobs(96, 8, 3, seed=3)
+    lengths = [4, 4, 4, 4, 5, 6]  # 6 batches of 16: 3 warm-up steps and the capture take length 4
+
+    class Padded(torch.utils.data.DataLoader):
+        def __iter__(self):
+            for i, (xb, yb) in enumerate(super().__iter__()):
+                yield xb.unsqueeze(2).expand(-1, -1, lengths[i]).contiguous(), yb
+
+    loader = Padded(torch.utils.data.TensorDataset(x, y), batch_size=BATCH)
+    vx, vy = blobs(32, 8, 3, seed=4)
+    val = TensorLoader(vx.unsqueeze(2), vy, 32)
+    sink = Recorder()
+    backend = EagerReplay()
+    model = MeanOverLength()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+    trainer = Trainer(model, loader, val, torch.nn.CrossEntropyLoss(), opt, "cpu", save_dir=None, sinks=[sink],
+                      cuda_graphs="on", capture_backend=backend, checkpoint_every=0, progress_interval=0.0)
+    trainer.fit(1, None)
+    assert (backend.captures, backend.replays) == (1, 1)  # batch 4 captured (and replayed); 5 and 6 differ
+    notices = [e.message for e in sink.of("Notice") if e.message.startswith("training step")]
+    assert notices == ["training step: batch 6 of epoch 1 has shape 16x8x6, not the captured step's 16x8x4; "
+                       "batches of another shape than the captured one train eagerly"]

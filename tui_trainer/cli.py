@@ -180,6 +180,8 @@ def cmd_resume(args: argparse.Namespace, dist=None) -> int:
         changes["device"] = args.device
     if args.threads is not None:
         changes["threads"] = args.threads
+    if args.cuda_graphs is not None:  # how the step runs, not what it computes: a resume may change it
+        changes["cuda_graphs"] = args.cuda_graphs
     config = stored.replace(**changes)
     validate(config)
     check_inputs(config, resume_dir=run_dir)

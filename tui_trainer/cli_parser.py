@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("run_dir", help="the run directory")
     res.add_argument("--epochs", type=int, help="train to this many epochs in total")
     res.add_argument("--device", help="device for the resumed run")
+    res.add_argument("--cuda-graphs", help="the training step as one CUDA graph from here on: auto, on "
+                                           "(EXPERIMENTAL), off (default: as the run was started)")
     _add_threads_flag(res)
     _add_output_flags(res)
     diag = sub.add_parser("diagnose", help="check data, model, loss and gradients on one batch",

@@ -51,8 +51,10 @@ def describe(event: ev.Event) -> Line | None:
 
 def _run_started(e: ev.RunStarted) -> Line:
     what = "resumed" if e.resumed else "started"
+    # the console's header has no line for the training step (the log's has): said here
     return Line(INFO, f"run {what}: {e.dataset} / {e.model} on {e.device}"
-                      + (f", from epoch {e.start_epoch}" if e.resumed else ""))
+                      + (f", from epoch {e.start_epoch}" if e.resumed else "")
+                      + (f"; training step {e.training_step}" if e.training_step else ""))
 
 
 def _epoch_end(e: ev.EpochEnd) -> Line | None:

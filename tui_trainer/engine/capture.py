@@ -86,7 +86,9 @@ def _blocker(i: CaptureInputs) -> str | None:
     if i.device_type != "cuda":
         return f"CUDA graphs need a CUDA GPU and this run is on {i.device_type}"
     if i.compiled:
-        return "--compile is on (torch.compile(mode='reduce-overhead') is its own CUDA-graph path)"
+        # --compile is torch.compile's default mode: no CUDA graph of its own, and capturing a
+        # compiled model has not been tried
+        return "--compile is on and a torch.compile'd model is not captured (use one or the other)"
     if i.world_size > 1:
         return f"DDP's gradient all-reduce is not captured ({i.world_size} processes)"
     if i.accum_steps > 1:

@@ -141,8 +141,9 @@ class GraphedStep:
     def __init__(self, *, model: torch.nn.Module, criterion, optimizer: torch.optim.Optimizer, clip: float, lr,
                  precision, device: torch.device, backend=None, warmup_steps: int = WARMUP_STEPS,
                  ring_steps: int = RING_STEPS, on_fallback=None) -> None:
-        """on_fallback(message): told once if the capture fails; every later step then runs
-        eagerly (the engine reports it as a Notice)."""
+        """on_fallback(message): told once if the capture fails (every later step then runs
+        eagerly), and once if the batches vary in shape beyond an epoch's short last one (those
+        train eagerly); the engine reports each as a Notice."""
         self.model, self.criterion, self.optimizer, self.clip, self.lr = model, criterion, optimizer, clip, lr
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.device = device
@@ -160,6 +161,8 @@ class GraphedStep:
         self.eager_steps = 0  # batches of another shape, run eagerly
         self.capture_failed = ""  # why, when the capture raised: the rest of the run is eager
         self.on_fallback = on_fallback
+        self.odd_batches = 0  # this epoch's batches of another shape than the static buffers'
+        self.odd_shapes_told = False
         if self.backend.device_lr:
             lr.use_device_tensors(device)
             for group in optimizer.param_groups:
@@ -168,6 +171,7 @@ class GraphedStep:
 
     def start_epoch(self) -> DeviceMetricRing:
         self.ring.clear()
+        self.odd_batches = 0
         return self.ring
 
     def __call__(self, state, x: torch.Tensor, y: torch.Tensor, window, step: int, steps: int) -> bool:
@@ -194,11 +198,31 @@ class GraphedStep:
             with _quiet():
                 self._step(x, y)
             self.eager_steps += 1
+            if not self.capture_failed:
+                self._note_odd_batch(x, y, state.epoch + 1, step)
         window.note(y.size(0))
         state.global_step += 1
         if self.lr.per_step:
             self.lr.after_optimizer_step(state)
         return True
+
+    def _note_odd_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) -> None:
+        """An epoch's short last batch is expected to run eagerly; a second batch of another
+        shape in one epoch means the loader's batches vary (sequences padded per batch, images
+        of several sizes), and the run is told once: its header says the step is captured."""
+        self.odd_batches += 1
+        if self.odd_batches < 2 or self.odd_shapes_told or self.on_fallback is None:
+            return
+        self.odd_shapes_told = True
+        sx, sy = self.static_x, self.static_y
+        if x.shape != sx.shape:
+            what = f"has shape {_shape(x)}, not the captured step's {_shape(sx)}"
+        elif y.shape != sy.shape:
+            what = f"has targets of shape {_shape(y)}, not the captured step's {_shape(sy)}"
+        else:
+            what = "has another memory layout or dtype than the captured step's"
+        self.on_fallback(f"training step: batch {step} of epoch {epoch} {what}; "
+                         "batches of another shape than the captured one train eagerly")
 
     def _capture_and_step(self, sx: torch.Tensor, sy: torch.Tensor) -> None:
         try:
@@ -227,6 +251,10 @@ class GraphedStep:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip)
         self.optimizer.step()
         self.ring.record(loss, out, y)
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "x".join(str(n) for n in t.shape)
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ from .final_report import FinalReport
 from .learning_rate import LearningRate, TorchSchedule
 from .metrics import classification_metrics_from_confusion
 from .outcomes import CheckpointWriteError, StopTraining, StopValidation
-from .parts import LoaderState, RandomState, StatefulParts
+from .parts import LoaderState, OptimizerState, RandomState, StatefulParts
 from .precision import Precision, resolve_precision
 from .process import SingleProcess
 from .schedulers import scheduler_name
@@ -157,7 +157,7 @@ class Trainer:
         """Everything a checkpoint holds, each part once; TrainState's fields are the top-level keys."""
         parts = StatefulParts(root=self.state)
         parts.register("model_state_dict", self.raw_model, live=True)
-        parts.register("optimizer_state_dict", self.optimizer, live=True)
+        parts.register("optimizer_state_dict", OptimizerState(self.optimizer), live=True)
         parts.register("scheduler_state_dict", self.lr)
         parts.register("scaler_state_dict", self.scaler)
         parts.register("early_stopping", self.early_stopping)

@@ -78,6 +78,34 @@ class LoaderState:
             self.loader.load_state_dict(state)
 
 
+# How an optimizer runs, not where it is: torch's load_state_dict takes these from the file's
+# groups too, so a run trained on the CPU (plain) and resumed on a GPU (built fused) would lose
+# its fused step, and with it the captured one (capture.py); a captured run's checkpoint
+# (capturable, fused) would turn them on where this process did not.
+_IMPLEMENTATION_KEYS = ("fused", "foreach", "capturable")
+
+
+class OptimizerState:
+    """The optimizer's state in a checkpoint; loading keeps the implementation it was built with."""
+
+    def __init__(self, optimizer) -> None:
+        self.optimizer = optimizer
+
+    def state_dict(self) -> dict:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        groups = state.get("param_groups")
+        if isinstance(groups, list) and len(groups) == len(self.optimizer.param_groups):
+            # torch places each saved step counter by these keys (on the parameter's device when
+            # fused or capturable), so they are set before it loads
+            groups = [{**saved, **{key: live[key] for key in _IMPLEMENTATION_KEYS if key in live}}
+                      if isinstance(saved, dict) else saved
+                      for saved, live in zip(groups, self.optimizer.param_groups)]
+            state = {**state, "param_groups": groups}
+        self.optimizer.load_state_dict(state)
+
+
 class RandomState:
     """Python's, NumPy's and torch's generators (CPU and CUDA), as plain tensors."""
 
