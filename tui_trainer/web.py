@@ -40,6 +40,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 INSTALL_HINT = 'pip install "tui-trainer[web]"'
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+SERVER_PID_VARIABLE = "TUI_TRAINER_WEB_SERVER"  # a tab's console: the process id of the server that started it
+SERVER_WATCH_INTERVAL = 0.5
 
 
 def driver_from_environment() -> bool:
@@ -61,8 +63,32 @@ def add_web_flags(parser: argparse.ArgumentParser) -> None:
 
 def tab_command(*tui_trainer_args: str) -> str:
     """The shell command line a browser tab runs: this Python, this tui-trainer (the serving
-    process's PYTHONPATH and working directory are inherited), the given arguments quoted."""
-    return shlex.join([sys.executable, "-m", "tui_trainer", *map(str, tui_trainer_args)])
+    process's PYTHONPATH and working directory are inherited), the given arguments quoted.
+    On POSIX the shell execs it, so the console's parent is the server, whose process id it is
+    given (see `end_with_server`)."""
+    line = [sys.executable, "-m", "tui_trainer", *map(str, tui_trainer_args)]
+    if os.name != "posix":
+        return shlex.join(line)
+    return "exec " + shlex.join(["env", f"{SERVER_PID_VARIABLE}={os.getpid()}", *line])
+
+
+def end_with_server() -> None:
+    """In a tab's console: end when the server that started it is gone. A killed server (or one
+    whose terminal hung up) leaves the console reading a closed pipe, which Textual's web driver
+    does not treat as the end: it would follow the run, unseen, for ever. The console holds
+    nothing to save (the run is another process), so it just exits."""
+    pid = os.environ.pop(SERVER_PID_VARIABLE, "")
+    if not pid.isdigit() or not driver_from_environment():
+        return
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == int(pid):
+            time.sleep(SERVER_WATCH_INTERVAL)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="end-with-server", daemon=True).start()
 
 
 def maybe_serve(args: argparse.Namespace, command_line: str, *, title: str | None = None) -> int | None:

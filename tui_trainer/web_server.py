@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from typing import Any
 
 import aiohttp_jinja2
@@ -44,7 +45,11 @@ class ConsoleServer(Server):
         logging.basicConfig(level=logging.WARNING, format="tui-trainer: %(name)s: %(message)s")
 
     async def on_startup(self, app: web.Application) -> None:
-        """The command printed the URL and the SSH line before serving."""
+        """The command printed the URL and the SSH line before serving. The terminal it was
+        started from hanging up (an SSH session closing) stops it as Ctrl-C does, closing the
+        open tabs' consoles; under nohup (SIGHUP ignored) it serves on."""
+        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.request_exit)
 
     async def on_shutdown(self, app: web.Application) -> None:
         """Cancelled, textual-serve's handler asks its console to quit and waits for it."""

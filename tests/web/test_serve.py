@@ -258,3 +258,46 @@ def test_a_driver_named_in_textual_driver_means_the_console_is_chosen(monkeypatc
     monkeypatch.setenv("TEXTUAL_DRIVER", WEB_DRIVER)
     monkeypatch.setenv("TERM", "dumb")  # textual-serve passes on the server's TERM, whatever it is
     assert terminal_available() is True
+
+
+def open_a_tab_then_signal(server, url: str, signum: int):
+    """Open a tab from the server's own page, send the server `signum`; the consoles it had."""
+    aiohttp = pytest.importorskip("aiohttp")
+    parts = urlsplit(url)
+    token = parse_qs(parts.query)["token"][0]
+
+    async def run():
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"ws://{parts.netloc}/ws/{token}?width=120&height=36",
+                                       origin=f"http://{parts.netloc}") as tab:
+                await tab.receive(timeout=20)
+                consoles = consoles_of(server)
+                browsing = asyncio.create_task(read_until_closed(tab))
+                server.send_signal(signum)
+                await asyncio.to_thread(server.wait, 20)
+                browsing.cancel()
+                await asyncio.gather(browsing, return_exceptions=True)
+                return consoles
+
+    return asyncio.run(run())
+
+
+def alive(processes) -> list:
+    return [p for p in processes if p.is_running() and p.status() != "zombie"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGKILL], ids=["hangup", "killed"])
+def test_no_console_outlives_the_server(finished_run, signum):
+    """The SSH session serving the page closes (SIGHUP), or the server is killed: the open tabs'
+    consoles end too, rather than run on unseen, following the run for ever."""
+    pytest.importorskip("textual_serve")
+    with served("show", str(finished_run), port=free_port()) as (server, url):
+        consoles = open_a_tab_then_signal(server, url, signum)
+        assert consoles
+        try:
+            wait_until(lambda: not alive(consoles), 10, "a tab's console outlived its server")
+        finally:
+            for process in alive(consoles):
+                process.kill()
+        if signum == signal.SIGHUP:
+            assert server.returncode == 0
