@@ -301,3 +301,30 @@ def test_no_console_outlives_the_server(finished_run, signum):
                 process.kill()
         if signum == signal.SIGHUP:
             assert server.returncode == 0
+
+
+def test_the_help_in_a_browser_does_not_offer_suspending_to_a_shell(finished_run):
+    """ctrl+z suspends a console to the shell of its terminal; a browser tab has none (Textual's
+    web driver cannot suspend), so its help says so instead of promising `fg`."""
+    pytest.importorskip("textual_serve")
+    env = {**child_env(), "TEXTUAL_DRIVER": WEB_DRIVER, "COLUMNS": "120", "ROWS": "36"}
+    process = subprocess.Popen(tab_command("show", finished_run), shell=True, env=env, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout.readline() == b"__GANGLION__\n"
+        drawn, asked = b"", False
+        for kind, payload in packets(process.stdout):
+            drawn += payload if kind == b"D" else b""
+            if not asked and b"Final report" in drawn:
+                process.stdin.write(b"D" + (1).to_bytes(4, "big") + b"?")  # the key, as the page sends it
+                process.stdin.flush()
+                drawn, asked = b"", True
+            if asked and b"this help" in drawn:
+                break
+        text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", drawn).decode("utf-8", "replace")
+        assert "this help" in text
+        assert "fg brings it back" not in text
+        assert "not in a browser" in text
+    finally:
+        process.kill()
+        process.wait()
