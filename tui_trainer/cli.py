@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    from .web import end_with_server
+
+    end_with_server()  # a browser tab's console (--web): none outlives the server that started it
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "detach", False) and args.command not in ("run", "resume"):

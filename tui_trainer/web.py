@@ -15,7 +15,10 @@ drives the console (and, attached to a live run, the run). A port on the loopbac
 is still reachable from any web page open in a browser on the same machine (a WebSocket is not
 bound by the same-origin policy, and DNS rebinding can give a foreign site a loopback address),
 so the server also refuses a WebSocket whose Origin is not the page's own and, while bound to
-the loopback, a request whose Host header does not name the loopback.
+the loopback, a request whose Host header does not name the loopback. Other programs, and other
+users of a shared machine, reach the loopback port too and send any Origin they like, while the
+run's own control socket is its owner's alone: so the page and its console open only with a
+secret made for each serving and printed, in the URL, to the one who served it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import errno
 import ipaddress
 import os
+import secrets
 import shlex
 import socket
 import sys
@@ -36,6 +40,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 INSTALL_HINT = 'pip install "tui-trainer[web]"'
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+SERVER_PID_VARIABLE = "TUI_TRAINER_WEB_SERVER"  # a tab's console: the process id of the server that started it
+SERVER_WATCH_INTERVAL = 0.5
 
 
 def driver_from_environment() -> bool:
@@ -57,8 +63,32 @@ def add_web_flags(parser: argparse.ArgumentParser) -> None:
 
 def tab_command(*tui_trainer_args: str) -> str:
     """The shell command line a browser tab runs: this Python, this tui-trainer (the serving
-    process's PYTHONPATH and working directory are inherited), the given arguments quoted."""
-    return shlex.join([sys.executable, "-m", "tui_trainer", *map(str, tui_trainer_args)])
+    process's PYTHONPATH and working directory are inherited), the given arguments quoted.
+    On POSIX the shell execs it, so the console's parent is the server, whose process id it is
+    given (see `end_with_server`)."""
+    line = [sys.executable, "-m", "tui_trainer", *map(str, tui_trainer_args)]
+    if os.name != "posix":
+        return shlex.join(line)
+    return "exec " + shlex.join(["env", f"{SERVER_PID_VARIABLE}={os.getpid()}", *line])
+
+
+def end_with_server() -> None:
+    """In a tab's console: end when the server that started it is gone. A killed server (or one
+    whose terminal hung up) leaves the console reading a closed pipe, which Textual's web driver
+    does not treat as the end: it would follow the run, unseen, for ever. The console holds
+    nothing to save (the run is another process), so it just exits."""
+    pid = os.environ.pop(SERVER_PID_VARIABLE, "")
+    if not pid.isdigit() or not driver_from_environment():
+        return
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == int(pid):
+            time.sleep(SERVER_WATCH_INTERVAL)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="end-with-server", daemon=True).start()
 
 
 def maybe_serve(args: argparse.Namespace, command_line: str, *, title: str | None = None) -> int | None:
@@ -82,12 +112,15 @@ def serve(command: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, t
     check_port_free(host, port)
     local = is_loopback(host)
     if not local:
-        print(f"tui-trainer: warning: listening on {host}: anyone who can reach port {port} there can watch and "
-              "control this console (pause, stop, change the learning rate) with no password", file=sys.stderr)
-    for line in reach_lines(host, port):
+        print(f"tui-trainer: warning: listening on {host} over plain HTTP: anyone who can reach port {port} there "
+              "and read the URL below (its secret travels unencrypted) can watch and control this console "
+              "(pause, stop, change the learning rate)", file=sys.stderr)
+    token = secrets.token_urlsafe(24)
+    for line in reach_lines(host, port, token):
         print(line)
     sys.stdout.flush()
-    server = server_class(command, host=host, port=port, title=title or "tui-trainer", loopback_only=local)
+    server = server_class(command, host=host, port=port, title=title or "tui-trainer", loopback_only=local,
+                          token=token)
     try:
         server.serve()
     except OSError as exc:  # lost the port between the check and the bind
@@ -95,20 +128,31 @@ def serve(command: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, t
     return EXIT_OK
 
 
-def reach_lines(host: str, port: int) -> list[str]:
-    """Where to point a browser, here and, through an SSH tunnel, from a laptop."""
+def reach_lines(host: str, port: int, token: str = "") -> list[str]:
+    """Where to point a browser, here and, through an SSH tunnel, from a laptop. The tunnel's
+    far end is the address the server listens on (127.0.0.1 reaches neither ::1 nor 127.0.0.2);
+    a name such as localhost, or every address, is reached on 127.0.0.1."""
     machine = socket.gethostname() or "HOST"
-    target = "127.0.0.1" if host in ("0.0.0.0", "::", "") or is_loopback(host) else host
+    wildcard = host in ("0.0.0.0", "::", "")
+    target = "127.0.0.1" if wildcard or not _is_address(host) else host
     if ":" in target:
         target = f"[{target}]"
-    url_host = DEFAULT_HOST if host in ("0.0.0.0", "::", "") else host
-    lines = [f"tui-trainer: serving the console on {_url(url_host, port)} (Ctrl-C stops serving; "
+    url_host = DEFAULT_HOST if wildcard else host
+    lines = [f"tui-trainer: serving the console on {_url(url_host, port, token)} (Ctrl-C stops serving; "
              "closing a browser tab only closes its console)",
              f"  from another computer: ssh -L {port}:{target}:{port} {machine}",
-             f"  then open {_url('127.0.0.1', port)} there"]
+             f"  then open {_url('127.0.0.1', port, token)} there"]
     if not is_loopback(host):
-        lines.append(f"  on the network: {_url(machine if host in ('0.0.0.0', '::', '') else host, port)}")
+        lines.append(f"  on the network: {_url(machine if wildcard else host, port, token)}")
     return lines
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return False
 
 
 def is_loopback(host: str) -> bool:
@@ -141,8 +185,8 @@ def check_port_free(host: str, port: int) -> None:
                 raise UserError(f"cannot listen on {_host_port(host, port)}: {exc.strerror or exc}") from None
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://{_host_port(host, port)}/"
+def _url(host: str, port: int, token: str = "") -> str:
+    return f"http://{_host_port(host, port)}/" + (f"?token={token}" if token else "")
 
 
 def _host_port(host: str, port: int) -> str:
@@ -178,3 +222,8 @@ def host_header_is_loopback(host_header: str | None) -> bool:
     name = urlsplit(f"//{host_header}").hostname
     return name is not None and is_loopback(name)
 
+
+
+def token_matches(given: str | None, token: str) -> bool:
+    """The secret of this serving, compared in constant time."""
+    return bool(given) and secrets.compare_digest(given.encode(), token.encode())

@@ -160,7 +160,7 @@ def served(*args: str, port: int):
             process.kill()
             raise AssertionError(f"the server did not start: {line!r} {process.communicate(timeout=5)}")
         wait_until(lambda: accepts(port), 20, "the server printed its URL but does not accept connections")
-        yield process, f"http://127.0.0.1:{port}/"
+        yield process, line.split("serving the console on ", 1)[1].split()[0]  # the URL as printed
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)

@@ -16,6 +16,7 @@ from textual.widgets import Static
 from .... import fmt
 from ....state import RunState
 from ....vocab import Status
+from ....web import driver_from_environment
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,9 @@ def key_help(state: RunState, *, can_control: bool, pause_requested: bool, attac
     else:
         rows.append(KeyHelp("d", "the final report, once the run has ended", False))
     rows.append(KeyHelp("tab, ↑ ↓", "scroll the events panel (or the mouse wheel over it), to read older lines"))
-    if attached and live:
+    if driver_from_environment():  # a browser tab (--web): there is no shell to suspend to
+        rows.append(KeyHelp("ctrl+z", "suspend to the shell — not in a browser: close the tab instead", False))
+    elif attached and live:
         rows.append(KeyHelp("ctrl+z", "suspend this console to the shell (the run keeps training); fg brings it back"))
     else:
         rows.append(KeyHelp("ctrl+z", "suspend to the shell" + (" (training pauses first); fg brings it back" if live
