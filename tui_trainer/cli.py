@@ -52,9 +52,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from .web import end_with_server
+    if os.environ.get("TUI_TRAINER_WEB_SERVER"):  # web.SERVER_PID_VARIABLE: a browser tab's console (--web)
+        from .web import end_with_server
 
-    end_with_server()  # a browser tab's console (--web): none outlives the server that started it
+        end_with_server()  # none outlives the server that started it
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "detach", False) and args.command not in ("run", "resume"):
