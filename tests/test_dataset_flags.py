@@ -19,6 +19,7 @@ import pytest
     (("digits", "--workers", "2"), "--workers applies to a folder of images or an experiment file, not to digits"),
     (("synthetic", "--workers", "2"), "--workers applies to a folder of images or an experiment file, not to "
                                       "synthetic"),
+    (("digits", "--augment"), "--augment applies to the image datasets and folders of images, not to digits"),
 ])
 @pytest.mark.parametrize("command", ["run", "diagnose"])
 def test_a_flag_for_another_dataset_is_refused_in_one_line(cli, tmp_path, monkeypatch, command, argv, says):
@@ -54,3 +55,17 @@ def test_a_config_file_for_one_dataset_reads_back_and_a_foreign_setting_in_one_i
     assert result.code == 2 and result.out == ""
     (line,) = result.err.strip().splitlines()
     assert f"synthetic-classes (in {path}) applies to the synthetic dataset, not to digits" in line
+
+
+def test_augmentation_is_refused_only_where_nothing_augments(cli, tmp_path):
+    """digits has no random crop or flip: --augment (or augment = true in a config file) is one
+    line there; --no-augment asks for what happens anyway, and elsewhere --augment is taken."""
+    assert cli("run", "digits", "--no-augment", "--print-config").code == 0
+    assert "augment = true" in cli("run", "synthetic", "--augment", "--print-config").out
+    path = tmp_path / "cifar.toml"
+    path.write_text(cli("run", "cifar10", "--print-config").out)  # the cifar10 recipe augments
+    assert "augment = true" in path.read_text()
+    result = cli("run", "digits", "--config", path, "--print-config")
+    assert result.code == 2 and result.out == ""
+    (line,) = result.err.strip().splitlines()
+    assert f"augment (in {path}) applies to the image datasets and folders of images, not to digits" in line

@@ -275,7 +275,9 @@ def test_a_bad_experiment_file_is_one_line_and_writes_nothing(cli, tmp_path, mon
     (("missing.py",), "experiment file missing.py does not exist"),
     (("exp.py", "--model", "resnet18"), "--model does not apply to an experiment file"),
     (("exp.py", "--pretrained"), "--pretrained does not apply to an experiment file"),
-], ids=["missing-file", "model-flag", "pretrained-flag"])
+    (("exp.py", "--augment"), "--augment applies to the image datasets and folders of images, not to an "
+                              "experiment file (its build_data makes the data)"),
+], ids=["missing-file", "model-flag", "pretrained-flag", "augment-flag"])
 def test_bad_arguments_with_an_experiment_file(cli, exp, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     before = digest(tmp_path)

@@ -186,6 +186,9 @@ DATASET_SETTINGS = {
 }
 
 
+NOT_AUGMENTED = ("digits",)  # datasets whose loader has no random crop or flip
+
+
 def _dataset_kind(dataset: str) -> str | None:
     from .config import is_image_folder
     from .experiment import is_experiment_file
@@ -214,6 +217,17 @@ def _refuse_settings_for_other_datasets(dataset: str, flags: dict, from_file: di
         else:
             continue
         raise UserError(f"{given} applies to {' or '.join(kinds)}, not to {dataset}")
+    # Augmentation asked for where nothing augments: digits' 8x8 images are not, and an experiment
+    # file's build_data makes its own data (--no-augment there asks for what happens anyway).
+    if kind == EXPERIMENT or dataset in NOT_AUGMENTED:
+        if flags.get("augment"):
+            given = "--augment"
+        elif from_file.get("augment") is True:
+            given = f"augment (in {config_path})"
+        else:
+            return
+        whose = "an experiment file (its build_data makes the data)" if kind == EXPERIMENT else dataset
+        raise UserError(f"{given} applies to the image datasets and folders of images, not to {whose}")
 
 
 def wants_tui(args: argparse.Namespace) -> bool:
