@@ -41,7 +41,7 @@ def test_engine_overhead_quick_reports_a_ratio_per_workload():
     proc = run(sys.executable, str(BENCH / "engine_overhead.py"), "--quick", "--clip", "0")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = table_rows(proc.stdout)
-    assert [r[0] for r in rows] == ["tiny", "cnn", "job"]
+    assert [r[0] for r in rows] == ["tiny", "cnn", "job", "job-same-step"]
     for row in rows:
         ratio = float(row[6])
         assert ratio > 0  # a measured number, whatever the machine's noise made of it

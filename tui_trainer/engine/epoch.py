@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from .. import events as ev
+from .grads import GradClipper, clear_grads
 from .metric_window import MetricWindow
 
 PROGRESS_INTERVAL = 0.25  # seconds between device read-backs of step metrics
@@ -41,10 +42,12 @@ class EpochTotals:
 
 
 class OptimizerStep:
-    """Clip (after unscaling, with a GradScaler), step, zero the gradients, move a per-step LR on."""
+    """Clip (after unscaling, with a GradScaler), step, clear the gradients (set them to None),
+    move a per-step LR on. Clipping and clearing are grads.py's: the same numbers as torch's
+    clip_grad_norm_ and zero_grad(set_to_none=True), with less work per call."""
 
     def __init__(self, model: torch.nn.Module, optimizer, scaler, clip: float, lr) -> None:
-        self.params = model.parameters
+        self.clip_grads = GradClipper(model)
         self.optimizer, self.scaler, self.clip, self.lr = optimizer, scaler, clip, lr
 
     def __call__(self, state) -> None:
@@ -52,7 +55,7 @@ class OptimizerStep:
         if scaler is not None:
             if clip > 0:
                 scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(self.params(), clip)
+                self.clip_grads(clip)
             scale_before = scaler.get_scale()
             scaler.step(opt)
             scaler.update()
@@ -60,9 +63,9 @@ class OptimizerStep:
                 state.sums.skipped += 1  # inf/nan gradients: the scaler skipped this step
         else:
             if clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.params(), clip)
+                self.clip_grads(clip)
             opt.step()
-        opt.zero_grad(set_to_none=True)
+        clear_grads(opt)
         state.global_step += 1
         if self.lr.per_step:
             self.lr.after_optimizer_step(state)
