@@ -44,7 +44,8 @@ def _assert_same(a, b) -> None:
             torch.testing.assert_close(gb, ga, rtol=0, atol=0, equal_nan=True)
 
 
-@pytest.mark.parametrize("scale,max_norm", [(5.0, 1.0), (1e-3, 1.0), (3.0, 0.25), (0.0, 1.0), (1e30, 1.0), (1e-4, 1e-4)])
+@pytest.mark.parametrize("scale,max_norm", [(5.0, 1.0), (1e-3, 1.0), (3.0, 0.25), (0.0, 1.0), (1e30, 1.0),
+                                            (1e-4, 1e-4)])
 def test_clipping_matches_clip_grad_norm_bit_for_bit(scale, max_norm):
     model = _mlp()
     _set_grads(model, scale)
@@ -134,3 +135,24 @@ def test_training_with_the_clipper_matches_torchs_loop_exactly():
         clear_grads(opt_ours)
     for a, b in zip(ref.parameters(), ours.parameters()):
         assert torch.equal(a, b)
+
+
+def test_parameters_added_between_epochs_are_clipped_too():
+    """refresh() (each epoch) takes the model's parameters anew: a layer added later counts in the
+    norm and is clipped, as clip_grad_norm_(model.parameters()) would do."""
+    model = _mlp()
+    clipper = GradClipper(model)
+    _set_grads(model, 1.0)
+    clipper(1.0)
+    model.add_module("extra", torch.nn.Linear(5, 5))
+    _set_grads(model, 5.0, seed=2)
+    clipper.refresh()
+    theirs, ours, _ = _both(model, 1.0)  # torch's result on a copy of the same gradients
+    _assert_same(theirs, ours)
+    expected = copy.deepcopy(model)
+    for p, q in zip(model.parameters(), expected.parameters()):
+        q.grad = p.grad.clone()
+    torch.nn.utils.clip_grad_norm_(expected.parameters(), 1.0)
+    clipper(1.0)
+    for p, q in zip(model.parameters(), expected.parameters()):
+        assert torch.equal(p.grad, q.grad)

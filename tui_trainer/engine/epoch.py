@@ -85,6 +85,7 @@ class EagerStep:
 
     def start_epoch(self) -> MetricWindow:
         self.group = self.accum_steps
+        self.optimizer_step.clip_grads.refresh()
         return MetricWindow()
 
     def __call__(self, state, x: torch.Tensor, y: torch.Tensor, window: MetricWindow, step: int, steps: int) -> bool:

@@ -5,15 +5,16 @@ general-purpose torch functions.
   (`_foreach_norm`, the stacked norm, `max_norm / (norm + 1e-6)` clamped at 1, `_foreach_mul_`),
   so the gradients and the returned norm are bit for bit the same (tests/test_grads.py). What it
   leaves out is what that function repeats on every call: listing the parameters, grouping the
-  gradients by device and dtype (twice) and checking each one's type for the foreach API. Where
-  the parameters share one device and dtype that supports foreach it checks once, at its first
-  call (after the first backward: lazy modules have their parameters by then); anything else (several devices or dtypes, a tensor subclass) goes to torch's function.
+  gradients by device and dtype (twice) and checking each one's type for the foreach API.
+  Whether the parameters share one dtype and one device that supports foreach is checked once an
+  epoch, at the first call (after a backward: lazy modules have their parameters by then); with
+  several devices or dtypes, or a tensor subclass, torch's function does the clipping.
 - `clear_grads` sets each gradient to None, which is all `Optimizer.zero_grad(set_to_none=True)`
-  does (PyTorch's performance tuning guide recommends it in those words); an optimizer that
-  defines its own zero_grad has it called.
+  does (PyTorch's performance tuning guide recommends it); an optimizer that defines its own
+  zero_grad has it called.
 
-On a small model this is most of a step's host time outside the kernels: on a 64-128-10 MLP on
-the CPU the two together take ~37 us less per step (benchmarks/README.md, the job row).
+On a small model it shows: on a 64-128-10 MLP on the CPU the two together take ~37 us less per
+step, about a tenth of the step (benchmarks/README.md, the job rows).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class GradClipper:
         self.model = model
         self.params: list[torch.Tensor] | None = None
         self.fast = False
+
+    def refresh(self) -> None:
+        """Look at the model's parameters again at the next call (each epoch: a model may have
+        gained some)."""
+        self.params = None
 
     def _setup(self) -> list[torch.Tensor]:
         params = self.params = list(self.model.parameters())
