@@ -10,12 +10,13 @@ import os
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import ContentSwitcher, Footer, Static
 
 from ... import fmt
 from ...state import RunState
 from ...vocab import Status, StopReason
+from .layout import lay_out, too_small_text
+from .messages import EngineDone, StateWake, TerminalGone
 from .store import StateStore
 from .widgets.base import Panel
 from .widgets.dialogs import HelpScreen, QuitScreen, key_help
@@ -28,42 +29,12 @@ from .widgets.progress import ProgressPanel
 from .widgets.report import ReportPanel
 from .widgets.system import SystemPanel
 
-MIN_WIDTH, MIN_HEIGHT = 80, 24
 # The themes offered (ctrl+p): Textual's own, less the two ANSI ones, whose colours are the
 # terminal's and unknown here, so the confusion matrix's 4.5:1 contrast cannot be kept in them
 # (tests/tui/test_report_colours.py checks every theme offered).
 WITHOUT_THEMES = ("ansi-dark", "ansi-light")
 CONTROL_ACTIONS = ("pause", "resume", "stop", "checkpoint", "lr_up", "lr_down")
 FOLLOW_INTERVAL = 0.5  # seconds between reads of a followed run's events.jsonl
-
-
-def too_small_text(state: RunState, stale: bool) -> str:
-    """What a terminal below the minimum shows: the size it needs and what the run does meanwhile
-    (a paused or ended run does not train on)."""
-    if stale:
-        doing = "the run is not running"
-    elif not state.active:
-        doing = "the run has ended"
-    elif state.run_status is Status.PAUSED:
-        doing = "training is paused"
-    else:
-        doing = "training continues"
-    return f"terminal too small\nneeds at least {MIN_WIDTH}x{MIN_HEIGHT}\n{doing}"
-
-
-class StateWake(Message):
-    """A lifecycle event arrived: redraw now rather than at the next poll."""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, StateWake)
-
-
-class EngineDone(Message):
-    """The engine thread has returned: the run is over (or never started)."""
-
-
-class TerminalGone(Message):
-    """The terminal hung up and the run goes on without this console: close, drawing nothing."""
 
 
 class TrainerApp(App[int]):
@@ -191,11 +162,7 @@ class TrainerApp(App[int]):
     def _apply_size(self, width: int, height: int) -> None:
         # The dashboard's screen, also while a dialog is on top of it (self.screen is then the
         # dialog): it must be laid out for the size it will be seen at once the dialog closes.
-        screen = self.screen_stack[0]
-        screen.set_class(width < MIN_WIDTH or height < MIN_HEIGHT, "-too-small")
-        screen.set_class(height < 32, "-compact")
-        screen.set_class(width < 110 and height >= 32, "-narrow")
-        screen.query_one(ReportPanel).set_class(width < 110, "-stacked")
+        lay_out(self.screen_stack[0], width, height)
         self.refresh_view(force=True)
 
     # ----- state to screen -----
